@@ -86,6 +86,17 @@ void aio_context::count_eagain(std::span<const io_event> events) noexcept {
     }
 }
 
+result<void> aio_context::check_wait_allowed() noexcept {
+    io_event events[8];
+    timespec zero{0, 0};
+    auto got = reap_syscall(events, 0, &zero);
+    if (!got) {
+        return tl::unexpected(got.error());
+    }
+    failed_.insert(failed_.end(), events, events + *got);
+    return {};
+}
+
 // Reap from the ring only when it already holds min_nr events or the caller won't wait: a wait
 // must be a system call, since only the kernel can sleep until the tail moves.
 result<std::size_t> aio_context::reap(std::span<io_event> events, std::size_t min_nr,
@@ -101,7 +112,10 @@ result<std::size_t> aio_context::reap(std::span<io_event> events, std::size_t mi
     bool zero_wait = timeout != nullptr && timeout->tv_sec == 0 && timeout->tv_nsec == 0;
     bool ring_only = ring_ != nullptr && (count >= min_nr || zero_wait);
     if (!ring_only && count < events.size()) {
-        std::size_t still_needed = min_nr > count ? min_nr - count : 0;
+        // io_getevents answers EINVAL when min_nr exceeds the room it is given; wait for no more
+        // than fits, as the ring path does.
+        std::size_t room = events.size() - count;
+        std::size_t still_needed = std::min(min_nr > count ? min_nr - count : 0, room);
         auto more = reap_syscall(events.subspan(count), still_needed, timeout);
         if (!more) {
             if (count == 0) {

@@ -104,6 +104,11 @@ public:
     result<std::size_t> reap(std::span<io_event> events, std::size_t min_nr,
                              const timespec* timeout) noexcept;
 
+    /// One zero-timeout io_getevents system call (io_pgetevents if that is what works), whatever
+    /// the ring holds: tells whether a seccomp profile lets the loop ever sleep in the kernel.
+    /// Events it returns are kept and delivered by the next reap().
+    result<void> check_wait_allowed() noexcept;
+
     /// io_cancel(cb). Success means cancellation started: the iocb still completes through the
     /// ring. EINVAL: it isn't pending (already completed, or never submitted). EAGAIN/EINPROGRESS
     /// are reported as success since the completion will come.
