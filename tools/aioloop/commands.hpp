@@ -9,5 +9,6 @@ namespace aioloop::tool {
 
 void add_probe_command(CLI::App& app, int& exit_code);
 void add_cat_command(CLI::App& app, int& exit_code);
+void add_echo_command(CLI::App& app, int& exit_code);
 
 } // namespace aioloop::tool

@@ -10,6 +10,7 @@ int main(int argc, char** argv) {
     int exit_code = 0;
     aioloop::tool::add_probe_command(app, exit_code);
     aioloop::tool::add_cat_command(app, exit_code);
+    aioloop::tool::add_echo_command(app, exit_code);
     CLI11_PARSE(app, argc, argv);
     return exit_code;
 }
