@@ -29,7 +29,9 @@ public:
         }
         ~buffer() { release(); }
 
-        std::span<std::byte> span() const noexcept { return {data_.get(), pool_ ? pool_->size_ : 0}; }
+        std::span<std::byte> span() const noexcept {
+            return {data_.get(), pool_ ? pool_->size_ : 0};
+        }
         std::byte* data() const noexcept { return data_.get(); }
         std::size_t size() const noexcept { return pool_ ? pool_->size_ : 0; }
         /// Gives the buffer back to its pool now.

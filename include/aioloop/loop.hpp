@@ -3,10 +3,6 @@
 // The event loop: one per thread. It runs coroutine tasks, keeps timers in user space, and hands
 // each turn's kernel operations to its backend (aio by default, epoll or io_uring) in one batch.
 
-#include <aioloop/result.hpp>
-#include <aioloop/stats.hpp>
-#include <aioloop/task.hpp>
-
 #include <chrono>
 #include <coroutine>
 #include <cstddef>
@@ -20,6 +16,10 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <aioloop/result.hpp>
+#include <aioloop/stats.hpp>
+#include <aioloop/task.hpp>
 
 namespace aioloop {
 
@@ -247,8 +247,8 @@ namespace detail {
 
 /// The coroutine that block_on() runs: awaits the task, keeps its outcome, stops the loop.
 template <typename T>
-task<void> run_and_stop(loop& owner, task<T> work, std::optional<T>& value,
-                        std::exception_ptr& error) {
+task<void>
+run_and_stop(loop& owner, task<T> work, std::optional<T>& value, std::exception_ptr& error) {
     try {
         value.emplace(co_await std::move(work));
     } catch (...) {
@@ -257,8 +257,8 @@ task<void> run_and_stop(loop& owner, task<T> work, std::optional<T>& value,
     owner.stop();
 }
 
-task<void> run_and_stop_void(loop& owner, task<void> work, bool& finished,
-                             std::exception_ptr& error);
+task<void>
+run_and_stop_void(loop& owner, task<void> work, bool& finished, std::exception_ptr& error);
 
 } // namespace detail
 

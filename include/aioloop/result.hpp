@@ -1,9 +1,9 @@
 #pragma once
 
-#include <tl/expected.hpp>
-
 #include <cerrno>
 #include <system_error>
+
+#include <tl/expected.hpp>
 
 namespace aioloop {
 

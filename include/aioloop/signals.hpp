@@ -5,10 +5,10 @@
 // looks at `current`). Instead a handler records the signal and writes to an eventfd that the loop
 // polls like any other fd, which works the same on every backend.
 
+#include <initializer_list>
+
 #include <aioloop/loop.hpp>
 #include <aioloop/task.hpp>
-
-#include <initializer_list>
 
 namespace aioloop {
 

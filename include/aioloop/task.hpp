@@ -61,7 +61,7 @@ class promise final : public promise_base {
 public:
     task<T> get_return_object() noexcept;
     template <typename U>
-        requires std::is_convertible_v<U&&, T>
+    requires std::is_convertible_v<U&&, T>
     void return_value(U&& value) noexcept(std::is_nothrow_constructible_v<T, U&&>) {
         value_.emplace(std::forward<U>(value));
     }
@@ -101,8 +101,10 @@ public:
     using handle_type = std::coroutine_handle<promise_type>;
 
     task() noexcept = default;
-    explicit task(handle_type handle) noexcept : handle_(handle) {}
-    task(task&& other) noexcept : handle_(std::exchange(other.handle_, {})) {}
+    explicit task(handle_type handle) noexcept
+        : handle_(handle) {}
+    task(task&& other) noexcept
+        : handle_(std::exchange(other.handle_, {})) {}
     task& operator=(task&& other) noexcept {
         if (this != &other) {
             destroy();

@@ -1,9 +1,9 @@
-#include <aioloop/apps/echo.hpp>
-#include <aioloop/buffer_pool.hpp>
+#include <memory>
 
 #include <fmt/format.h>
 
-#include <memory>
+#include <aioloop/apps/echo.hpp>
+#include <aioloop/buffer_pool.hpp>
 
 namespace aioloop::apps {
 
@@ -13,8 +13,10 @@ namespace {
 // and its pending readiness wait; then borrows a buffer, reads what is there and writes it back.
 // On io_uring a readiness wait is a separate SQE and a turn before the recv, so there the buffer
 // is borrowed for the read itself.
-task<void> echo_connection(net::tcp_stream stream, connection_context ctx,
-                           std::shared_ptr<buffer_pool> pool, bool wait_before_read) {
+task<void> echo_connection(net::tcp_stream stream,
+                           connection_context ctx,
+                           std::shared_ptr<buffer_pool> pool,
+                           bool wait_before_read) {
     bool drained = true; // the last read came back short: the socket is empty
     for (;;) {
         if (wait_before_read && drained) {
@@ -28,7 +30,9 @@ task<void> echo_connection(net::tcp_stream stream, connection_context ctx,
         if (!n || *n == 0) {
             if (!n && !ctx.quiet && n.error() != std::errc::operation_canceled &&
                 n.error() != std::errc::connection_reset) {
-                fmt::print(stderr, "aioloop echo: read from {}: {}\n", stream.peer().to_string(),
+                fmt::print(stderr,
+                           "aioloop echo: read from {}: {}\n",
+                           stream.peer().to_string(),
                            n.error().message());
             }
             co_return;

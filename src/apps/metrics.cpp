@@ -1,13 +1,13 @@
-#include <aioloop/apps/metrics.hpp>
+#include <string_view>
 
 #include <fmt/format.h>
 
-#include <string_view>
+#include <aioloop/apps/metrics.hpp>
 
 namespace aioloop::apps {
 
-std::string format_prometheus(std::string_view backend, const loop_stats& stats,
-                              const app_counters& counters) {
+std::string
+format_prometheus(std::string_view backend, const loop_stats& stats, const app_counters& counters) {
     std::string out;
     auto metric = [&out](std::string_view name, std::string_view type, std::string_view help) {
         out += fmt::format("# HELP aioloop_{} {}\n# TYPE aioloop_{} {}\n", name, help, name, type);
@@ -34,7 +34,8 @@ std::string format_prometheus(std::string_view backend, const loop_stats& stats,
     out += fmt::format("aioloop_iocbs_submitted_total {}\n", stats.iocbs_submitted);
     metric("events_total", "counter", "Completions, by where they were read.");
     out += fmt::format("aioloop_events_total{{source=\"ring\"}} {}\n", stats.events_from_ring);
-    out += fmt::format("aioloop_events_total{{source=\"syscall\"}} {}\n", stats.events_from_syscall);
+    out +=
+        fmt::format("aioloop_events_total{{source=\"syscall\"}} {}\n", stats.events_from_syscall);
     metric("eagain_total", "counter", "Reads and writes the kernel answered with EAGAIN.");
     out += fmt::format("aioloop_eagain_total {}\n", stats.eagain);
     metric("submit_batch_size", "histogram", "iocbs or SQEs per submission.");
@@ -51,7 +52,8 @@ std::string format_prometheus(std::string_view backend, const loop_stats& stats,
     out += fmt::format("aioloop_submit_batch_size_sum {}\n", stats.iocbs_submitted);
     out += fmt::format("aioloop_submit_batch_size_count {}\n", cumulative);
     metric("connections_accepted_total", "counter", "Connections accepted.");
-    out += fmt::format("aioloop_connections_accepted_total {}\n", counters.connections_accepted.load());
+    out += fmt::format("aioloop_connections_accepted_total {}\n",
+                       counters.connections_accepted.load());
     metric("connections_open", "gauge", "Connections open now.");
     out += fmt::format("aioloop_connections_open {}\n", counters.connections_open.load());
     metric("accept_errors_total", "counter", "accept4 failures (EMFILE, ENFILE...).");

@@ -1,15 +1,15 @@
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include <signal.h>
+
+#include <fmt/format.h>
+
 #include <aioloop/apps/metrics.hpp>
 #include <aioloop/apps/server.hpp>
 #include <aioloop/net/tcp_listener.hpp>
 #include <aioloop/signals.hpp>
-
-#include <fmt/format.h>
-
-#include <signal.h>
-
-#include <memory>
-#include <mutex>
-#include <thread>
 
 namespace aioloop::apps {
 
@@ -65,7 +65,9 @@ private:
     void begin_shutdown(worker& w);
     void shutdown_all();
     loop_stats total_stats();
-    void log(std::string_view line) const { fmt::print(stderr, "aioloop {}: {}\n", config_.name, line); }
+    void log(std::string_view line) const {
+        fmt::print(stderr, "aioloop {}: {}\n", config_.name, line);
+    }
 
     const server_config& config_;
     const handler_factory& make_handler_;
@@ -110,8 +112,8 @@ bool server::bind_listeners() {
     if (config_.metrics) {
         auto listener = net::tcp_listener::bind(*workers_.front()->ev, *config_.metrics);
         if (!listener) {
-            log(fmt::format("metrics on {}: {}", config_.metrics->to_string(),
-                            listener.error().message()));
+            log(fmt::format(
+                "metrics on {}: {}", config_.metrics->to_string(), listener.error().message()));
             return false;
         }
         metrics_listener_ = std::move(*listener);
@@ -149,8 +151,8 @@ task<void> server::serve(worker& w, connection_handler& handler, net::tcp_stream
     }
 }
 
-task<void> server::accept_loop(worker& w, net::tcp_listener& listener,
-                               connection_handler& handler) {
+task<void>
+server::accept_loop(worker& w, net::tcp_listener& listener, connection_handler& handler) {
     std::size_t open_limit = config_.loop.max_connections;
     for (;;) {
         if (w.open >= open_limit) {
@@ -238,9 +240,8 @@ task<void> server::serve_metrics(net::tcp_listener listener) {
         }
         workers_.front()->publish();
         ev.spawn(serve_metrics_connection(std::move(*accepted), [this] {
-            return format_prometheus(workers_.front()->ev->backend_name(),
-                                     total_stats(),
-                                     counters_);
+            return format_prometheus(
+                workers_.front()->ev->backend_name(), total_stats(), counters_);
         }));
     }
 }

@@ -3,20 +3,20 @@
 // returns; readiness waits are one-shot IOCB_CMD_POLLs. Completions are read from the ring in user
 // space, and io_getevents is called only to sleep.
 
+#include <algorithm>
+#include <cstddef>
+#include <type_traits>
+#include <vector>
+
+#include <poll.h>
+
+#include <fmt/format.h>
+
 #include <aioloop/sys/aio.hpp>
 #include <aioloop/sys/probe.hpp>
 
 #include "backend/backend.hpp"
 #include "backend/readiness_hints.hpp"
-
-#include <fmt/format.h>
-
-#include <poll.h>
-
-#include <algorithm>
-#include <cstddef>
-#include <type_traits>
-#include <vector>
 
 namespace aioloop::backend {
 
@@ -154,8 +154,8 @@ private:
     void queue_transfer(operation& op) {
         bool is_read = op.kind == op_kind::recv || op.kind == op_kind::read_at;
         // Sockets ignore the offset; files get theirs.
-        std::int64_t offset = op.kind == op_kind::read_at || op.kind == op_kind::write_at ? op.offset
-                                                                                          : 0;
+        std::int64_t offset =
+            op.kind == op_kind::read_at || op.kind == op_kind::write_at ? op.offset : 0;
         if (is_read) {
             sys::prep_pread(op.aio.cb, op.fd, op.buf, op.len, offset, op.cookie());
         } else {
@@ -310,7 +310,8 @@ tl::expected<unsigned, backend_error> choose_size(const backend_config& config) 
 
 } // namespace
 
-tl::expected<std::unique_ptr<backend>, backend_error> make_aio_backend(const backend_config& config) {
+tl::expected<std::unique_ptr<backend>, backend_error>
+make_aio_backend(const backend_config& config) {
     auto size = choose_size(config);
     if (!size) {
         return tl::unexpected(size.error());

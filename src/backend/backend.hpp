@@ -4,17 +4,17 @@
 // backend turns records into iocbs (aio), SQEs (uring) or readiness waits plus plain system calls
 // (epoll), and hands every record back exactly once through the completion queue.
 
-#include <aioloop/result.hpp>
-#include <aioloop/stats.hpp>
-
-#include "loop/operation.hpp"
-
 #include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+
+#include <aioloop/result.hpp>
+#include <aioloop/stats.hpp>
+
+#include "loop/operation.hpp"
 
 namespace aioloop::backend {
 
@@ -63,8 +63,11 @@ struct backend_error {
     std::string message;
 };
 
-tl::expected<std::unique_ptr<backend>, backend_error> make_aio_backend(const backend_config& config);
-tl::expected<std::unique_ptr<backend>, backend_error> make_epoll_backend(const backend_config& config);
-tl::expected<std::unique_ptr<backend>, backend_error> make_uring_backend(const backend_config& config);
+tl::expected<std::unique_ptr<backend>, backend_error>
+make_aio_backend(const backend_config& config);
+tl::expected<std::unique_ptr<backend>, backend_error>
+make_epoll_backend(const backend_config& config);
+tl::expected<std::unique_ptr<backend>, backend_error>
+make_uring_backend(const backend_config& config);
 
 } // namespace aioloop::backend

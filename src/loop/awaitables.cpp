@@ -1,10 +1,10 @@
 // The awaitables behind co_await: an operation for the backend, and a user-space timer.
 
+#include <cassert>
+
 #include <aioloop/loop.hpp>
 
 #include "loop/loop_core.hpp"
-
-#include <cassert>
 
 namespace aioloop {
 

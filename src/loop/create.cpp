@@ -1,13 +1,13 @@
 // loop::create: picks the backend. `auto` tries aio, then uring, then epoll, and says in one line
 // why it passed over each; a backend named explicitly either runs or fails with its reason.
 
-#include <aioloop/loop.hpp>
-
-#include "loop/loop_core.hpp"
+#include <functional>
 
 #include <fmt/format.h>
 
-#include <functional>
+#include <aioloop/loop.hpp>
+
+#include "loop/loop_core.hpp"
 
 namespace aioloop {
 
@@ -62,7 +62,8 @@ tl::expected<std::unique_ptr<loop>, loop_error> loop::create(loop_options option
             warn(fmt::format("{} backend unavailable ({}); trying the next",
                              to_string(kind),
                              made.error().message));
-            passed_over += fmt::format("{} unavailable: {}; ", to_string(kind), made.error().message);
+            passed_over +=
+                fmt::format("{} unavailable: {}; ", to_string(kind), made.error().message);
             if (kind == backend_kind::epoll) {
                 return tl::unexpected(loop_error{made.error().code, made.error().message});
             }
@@ -71,8 +72,8 @@ tl::expected<std::unique_ptr<loop>, loop_error> loop::create(loop_options option
     std::unique_ptr<loop> made(new loop());
     made->core_ = std::make_unique<detail::loop_core>(*made, std::move(chosen), std::move(reason));
     if (auto ready = made->core_->init(); !ready) {
-        return tl::unexpected(loop_error{ready.error(),
-                                         fmt::format("eventfd: {}", ready.error().message())});
+        return tl::unexpected(
+            loop_error{ready.error(), fmt::format("eventfd: {}", ready.error().message())});
     }
     return made;
 }

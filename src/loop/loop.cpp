@@ -1,10 +1,10 @@
 // aioloop::loop: the public face of loop_core.
 
+#include <poll.h>
+
 #include <aioloop/loop.hpp>
 
 #include "loop/loop_core.hpp"
-
-#include <poll.h>
 
 namespace aioloop {
 

@@ -1,12 +1,12 @@
 #include "loop/loop_core.hpp"
 
-#include <fmt/format.h>
+#include <cassert>
 
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include <cassert>
+#include <fmt/format.h>
 
 namespace aioloop::detail {
 
@@ -23,7 +23,8 @@ loop* current() noexcept {
 loop_core::loop_core(loop& owner, std::unique_ptr<backend::backend> backend, std::string reason)
     : owner_(owner)
     , backend_(std::move(backend))
-    , reason_(std::move(reason)) {}
+    , reason_(std::move(reason)) {
+}
 
 loop_core::~loop_core() {
     // The backend goes first: io_destroy / io_uring_queue_exit end whatever the kernel still
@@ -72,7 +73,8 @@ void loop_core::release(operation& op) noexcept {
     free_ops_ = &op;
 }
 
-void loop_core::start(operation& op, std::optional<clock::time_point> deadline,
+void loop_core::start(operation& op,
+                      std::optional<clock::time_point> deadline,
                       std::stop_token token) {
     ++own_stats_.ops_started[static_cast<std::size_t>(op.kind)];
     if (token.stop_requested()) {

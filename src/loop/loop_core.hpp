@@ -3,12 +3,6 @@
 // The loop's machinery behind aioloop::loop: the operation pool, the turn, timers, spawned tasks
 // and cross-thread wake-ups.
 
-#include <aioloop/loop.hpp>
-
-#include "backend/backend.hpp"
-#include "loop/operation.hpp"
-#include "loop/timer_queue.hpp"
-
 #include <atomic>
 #include <coroutine>
 #include <deque>
@@ -18,6 +12,12 @@
 #include <thread>
 #include <unordered_set>
 #include <vector>
+
+#include <aioloop/loop.hpp>
+
+#include "backend/backend.hpp"
+#include "loop/operation.hpp"
+#include "loop/timer_queue.hpp"
 
 namespace aioloop::detail {
 

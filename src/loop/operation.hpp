@@ -4,15 +4,15 @@
 // never reused while a backend may still complete it. Backends keep their per-operation state in
 // the fields marked for them.
 
-#include <aioloop/stats.hpp>
-
-#include <linux/aio_abi.h>
-
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <stop_token>
+
+#include <linux/aio_abi.h>
+
+#include <aioloop/stats.hpp>
 
 namespace aioloop {
 class loop;
@@ -70,11 +70,11 @@ struct operation {
     operation* next = nullptr; // completion queue / free list
 
     // Backend scratch.
-    std::uint8_t phase = 0;        // aio: waiting for readiness or transferring
-    bool in_kernel = false;        // aio/uring: an iocb/SQE of this op is pending in the kernel
+    std::uint8_t phase = 0;           // aio: waiting for readiness or transferring
+    bool in_kernel = false;           // aio/uring: an iocb/SQE of this op is pending in the kernel
     operation* prev_waiter = nullptr; // epoll: per-fd wait list
     operation* next_waiter = nullptr;
-    aio_slot aio;                  // aio: the iocb (its address identifies it to io_cancel)
+    aio_slot aio; // aio: the iocb (its address identifies it to io_cancel)
 
     /// Back to a fresh record, keeping its place in the pool and bumping its generation.
     void reuse() noexcept {

@@ -1,13 +1,13 @@
-#include <aioloop/signals.hpp>
+#include <array>
+#include <atomic>
+#include <bit>
+#include <utility>
 
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include <array>
-#include <atomic>
-#include <bit>
-#include <utility>
+#include <aioloop/signals.hpp>
 
 namespace aioloop {
 
@@ -67,7 +67,8 @@ result<signal_set> signal_set::create(loop& owner, std::initializer_list<int> si
 signal_set::signal_set(signal_set&& other) noexcept
     : loop_(other.loop_)
     , fd_(std::exchange(other.fd_, -1))
-    , mask_(std::exchange(other.mask_, 0)) {}
+    , mask_(std::exchange(other.mask_, 0)) {
+}
 
 signal_set& signal_set::operator=(signal_set&& other) noexcept {
     if (this != &other) {
@@ -89,7 +90,8 @@ void signal_set::release() noexcept {
     }
     for (int signo = 1; signo < max_signal; ++signo) {
         auto index = static_cast<std::size_t>(signo);
-        if ((mask_ & (std::uint64_t{1} << signo)) != 0 && wake_fd_plus_one[index].load() == fd_ + 1) {
+        if ((mask_ & (std::uint64_t{1} << signo)) != 0 &&
+            wake_fd_plus_one[index].load() == fd_ + 1) {
             ::sigaction(signo, &previous[index], nullptr);
             wake_fd_plus_one[index].store(0);
         }

@@ -1,13 +1,13 @@
 // spawn(): a task that nobody awaits runs under a detached root coroutine that owns it, logs what
 // it throws, and frees itself when it finishes.
 
-#include <aioloop/loop.hpp>
-
-#include "loop/loop_core.hpp"
+#include <exception>
 
 #include <fmt/format.h>
 
-#include <exception>
+#include <aioloop/loop.hpp>
+
+#include "loop/loop_core.hpp"
 
 namespace aioloop {
 
@@ -68,8 +68,8 @@ void spawn(task<void> work, std::stop_token token) {
 
 namespace detail {
 
-task<void> run_and_stop_void(loop& owner, task<void> work, bool& finished,
-                             std::exception_ptr& error) {
+task<void>
+run_and_stop_void(loop& owner, task<void> work, bool& finished, std::exception_ptr& error) {
     try {
         co_await std::move(work);
         finished = true;

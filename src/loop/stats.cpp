@@ -1,9 +1,9 @@
-#include <aioloop/stats.hpp>
+#include <bit>
+#include <numeric>
 
 #include <fmt/format.h>
 
-#include <bit>
-#include <numeric>
+#include <aioloop/stats.hpp>
 
 namespace aioloop {
 

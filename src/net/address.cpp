@@ -1,13 +1,13 @@
-#include <aioloop/net/address.hpp>
-
-#include <fmt/format.h>
+#include <charconv>
+#include <cstring>
 
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
 
-#include <charconv>
-#include <cstring>
+#include <fmt/format.h>
+
+#include <aioloop/net/address.hpp>
 
 namespace aioloop::net {
 
@@ -121,12 +121,16 @@ std::uint16_t address::port() const noexcept {
 std::string address::to_string() const {
     char text[INET6_ADDRSTRLEN] = {};
     if (family() == AF_INET) {
-        ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&storage_)->sin_addr, text,
+        ::inet_ntop(AF_INET,
+                    &reinterpret_cast<const sockaddr_in*>(&storage_)->sin_addr,
+                    text,
                     sizeof(text));
         return fmt::format("{}:{}", text, port());
     }
     if (family() == AF_INET6) {
-        ::inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&storage_)->sin6_addr, text,
+        ::inet_ntop(AF_INET6,
+                    &reinterpret_cast<const sockaddr_in6*>(&storage_)->sin6_addr,
+                    text,
                     sizeof(text));
         return fmt::format("[{}]:{}", text, port());
     }

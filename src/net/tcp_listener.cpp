@@ -1,9 +1,9 @@
-#include <aioloop/net/tcp_listener.hpp>
-
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <aioloop/net/tcp_listener.hpp>
 
 namespace aioloop::net {
 
@@ -11,7 +11,8 @@ tcp_listener::tcp_listener(tcp_listener&& other) noexcept
     : loop_(other.loop_)
     , fd_(std::exchange(other.fd_, -1))
     , maybe_pending_(other.maybe_pending_)
-    , waiting_(std::exchange(other.waiting_, nullptr)) {}
+    , waiting_(std::exchange(other.waiting_, nullptr)) {
+}
 
 tcp_listener& tcp_listener::operator=(tcp_listener&& other) noexcept {
     if (this != &other) {

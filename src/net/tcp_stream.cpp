@@ -1,10 +1,10 @@
-#include <aioloop/net/tcp_stream.hpp>
-
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <aioloop/net/tcp_stream.hpp>
 
 namespace aioloop::net {
 
@@ -12,7 +12,8 @@ tcp_stream::tcp_stream(tcp_stream&& other) noexcept
     : loop_(other.loop_)
     , fd_(std::exchange(other.fd_, -1))
     , reading_(std::exchange(other.reading_, nullptr))
-    , writing_(std::exchange(other.writing_, nullptr)) {}
+    , writing_(std::exchange(other.writing_, nullptr)) {
+}
 
 tcp_stream& tcp_stream::operator=(tcp_stream&& other) noexcept {
     if (this != &other) {
@@ -75,8 +76,8 @@ result<void> tcp_stream::set_nodelay(bool on) noexcept {
     return {};
 }
 
-task<result<tcp_stream>> tcp_stream::connect(loop& owner, address to,
-                                             std::optional<clock::duration> timeout) {
+task<result<tcp_stream>>
+tcp_stream::connect(loop& owner, address to, std::optional<clock::duration> timeout) {
     int fd = ::socket(to.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         co_return fail_errno();

@@ -1,9 +1,9 @@
+#include <utility>
+
 #include <aioloop/sys/aio.hpp>
 
 #include "sys/aio_ring.hpp"
 #include "sys/syscalls.hpp"
-
-#include <utility>
 
 namespace aioloop::sys {
 
@@ -60,7 +60,8 @@ aio_context::aio_context(aio_context&& other) noexcept
     , ring_reason_(std::move(other.ring_reason_))
     , failed_(std::move(other.failed_))
     , counters_(other.counters_)
-    , use_pgetevents_(other.use_pgetevents_) {}
+    , use_pgetevents_(other.use_pgetevents_) {
+}
 
 aio_context& aio_context::operator=(aio_context&& other) noexcept {
     if (this != &other) {
@@ -82,7 +83,8 @@ result<std::size_t> aio_context::submit_once(std::span<iocb* const> batch) noexc
         return 0;
     }
     ++counters_.submit_calls;
-    long n = detail::io_submit(ctx_, static_cast<long>(batch.size()), const_cast<iocb**>(batch.data()));
+    long n =
+        detail::io_submit(ctx_, static_cast<long>(batch.size()), const_cast<iocb**>(batch.data()));
     if (n < 0) {
         return fail_errno();
     }

@@ -9,7 +9,7 @@ namespace aioloop::sys {
 
 struct aio_ring {
     unsigned id;
-    unsigned nr; // io_events in the ring (more than io_setup asked for)
+    unsigned nr;   // io_events in the ring (more than io_setup asked for)
     unsigned head; // next event to read; written by whoever reaps: us or io_getevents
     unsigned tail; // next event the kernel writes
     unsigned magic;

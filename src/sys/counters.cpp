@@ -1,8 +1,8 @@
-#include <aioloop/sys/aio.hpp>
+#include <bit>
 
 #include <fmt/format.h>
 
-#include <bit>
+#include <aioloop/sys/aio.hpp>
 
 namespace aioloop::sys {
 
@@ -42,7 +42,8 @@ std::string format_counters(const aio_counters& c) {
     if (c.submit_calls > 0) {
         out += fmt::format("{:<22} {:.2f}\n",
                            "iocbs_per_submit",
-                           static_cast<double>(c.iocbs_submitted) / static_cast<double>(c.submit_calls));
+                           static_cast<double>(c.iocbs_submitted) /
+                               static_cast<double>(c.submit_calls));
     }
     for (std::size_t i = 0; i < c.batch_sizes.size(); ++i) {
         if (c.batch_sizes[i] == 0) {

@@ -1,13 +1,18 @@
-#include <aioloop/sys/aio.hpp>
-
 #include <cstring>
+
+#include <aioloop/sys/aio.hpp>
 
 namespace aioloop::sys {
 
 namespace {
 
-void prep(iocb& cb, std::uint16_t opcode, int fd, std::uint64_t buf, std::uint64_t nbytes,
-          std::int64_t offset, std::uint64_t data) noexcept {
+void prep(iocb& cb,
+          std::uint16_t opcode,
+          int fd,
+          std::uint64_t buf,
+          std::uint64_t nbytes,
+          std::int64_t offset,
+          std::uint64_t data) noexcept {
     std::memset(&cb, 0, sizeof(cb));
     cb.aio_data = data;
     cb.aio_lio_opcode = opcode;
@@ -23,23 +28,37 @@ std::uint64_t address(const void* p) noexcept {
 
 } // namespace
 
-void prep_pread(iocb& cb, int fd, void* buf, std::size_t len, std::int64_t offset,
+void prep_pread(iocb& cb,
+                int fd,
+                void* buf,
+                std::size_t len,
+                std::int64_t offset,
                 std::uint64_t data) noexcept {
     prep(cb, IOCB_CMD_PREAD, fd, address(buf), len, offset, data);
 }
 
-void prep_pwrite(iocb& cb, int fd, const void* buf, std::size_t len, std::int64_t offset,
+void prep_pwrite(iocb& cb,
+                 int fd,
+                 const void* buf,
+                 std::size_t len,
+                 std::int64_t offset,
                  std::uint64_t data) noexcept {
     prep(cb, IOCB_CMD_PWRITE, fd, address(buf), len, offset, data);
 }
 
 // For the vectored commands aio_buf points at the iovec array and aio_nbytes counts its entries.
-void prep_preadv(iocb& cb, int fd, std::span<const iovec> iov, std::int64_t offset,
+void prep_preadv(iocb& cb,
+                 int fd,
+                 std::span<const iovec> iov,
+                 std::int64_t offset,
                  std::uint64_t data) noexcept {
     prep(cb, IOCB_CMD_PREADV, fd, address(iov.data()), iov.size(), offset, data);
 }
 
-void prep_pwritev(iocb& cb, int fd, std::span<const iovec> iov, std::int64_t offset,
+void prep_pwritev(iocb& cb,
+                  int fd,
+                  std::span<const iovec> iov,
+                  std::int64_t offset,
                   std::uint64_t data) noexcept {
     prep(cb, IOCB_CMD_PWRITEV, fd, address(iov.data()), iov.size(), offset, data);
 }

@@ -1,10 +1,10 @@
-#include <aioloop/sys/aio.hpp>
-
-#include <fmt/format.h>
-
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+
+#include <fmt/format.h>
+
+#include <aioloop/sys/aio.hpp>
 
 namespace aioloop::sys {
 
@@ -53,15 +53,16 @@ std::string setup_error_message(unsigned nr_events, std::error_code error) {
     if (err == EPERM) {
         return call + ": EPERM: AIO system calls are blocked (seccomp?); use --backend epoll";
     }
-    return fmt::format("{}: {} ({})", call, strerrorname_np(err) ? strerrorname_np(err) : "error",
+    return fmt::format("{}: {} ({})",
+                       call,
+                       strerrorname_np(err) ? strerrorname_np(err) : "error",
                        error.message());
 }
 
 bool running_under_valgrind() noexcept {
     const char* preload = std::getenv("LD_PRELOAD");
-    return preload != nullptr &&
-           (std::strstr(preload, "vgpreload") != nullptr ||
-            std::strstr(preload, "valgrind") != nullptr);
+    return preload != nullptr && (std::strstr(preload, "vgpreload") != nullptr ||
+                                  std::strstr(preload, "valgrind") != nullptr);
 }
 
 } // namespace aioloop::sys

@@ -1,11 +1,11 @@
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+
 #include <aioloop/sys/aio.hpp>
 
 #include "sys/aio_ring.hpp"
 #include "sys/syscalls.hpp"
-
-#include <algorithm>
-#include <atomic>
-#include <cstring>
 
 namespace aioloop::sys {
 
@@ -50,7 +50,8 @@ std::size_t aio_context::reap_ring(std::span<io_event> events) noexcept {
     return count;
 }
 
-result<std::size_t> aio_context::reap_syscall(std::span<io_event> events, std::size_t min_nr,
+result<std::size_t> aio_context::reap_syscall(std::span<io_event> events,
+                                              std::size_t min_nr,
                                               const timespec* timeout) noexcept {
     ++counters_.getevents_calls;
     // io_getevents may write the remaining time back: hand it a copy.
@@ -99,7 +100,8 @@ result<void> aio_context::check_wait_allowed() noexcept {
 
 // Reap from the ring only when it already holds min_nr events or the caller won't wait: a wait
 // must be a system call, since only the kernel can sleep until the tail moves.
-result<std::size_t> aio_context::reap(std::span<io_event> events, std::size_t min_nr,
+result<std::size_t> aio_context::reap(std::span<io_event> events,
+                                      std::size_t min_nr,
                                       const timespec* timeout) noexcept {
     std::size_t count = std::min(failed_.size(), events.size());
     if (count > 0) {

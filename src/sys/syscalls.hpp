@@ -22,8 +22,8 @@ inline long io_submit(aio_context_t ctx, long nr, iocb** iocbpp) noexcept {
     return ::syscall(SYS_io_submit, ctx, nr, iocbpp);
 }
 
-inline long io_getevents(aio_context_t ctx, long min_nr, long max_nr, io_event* events,
-                         timespec* timeout) noexcept {
+inline long io_getevents(
+    aio_context_t ctx, long min_nr, long max_nr, io_event* events, timespec* timeout) noexcept {
     return ::syscall(SYS_io_getevents, ctx, min_nr, max_nr, events, timeout);
 }
 
@@ -33,12 +33,16 @@ struct aio_sigset {
     size_t sigsetsize;
 };
 
-inline long io_pgetevents(aio_context_t ctx, long min_nr, long max_nr, io_event* events,
-                          timespec* timeout, const sigset_t* sigmask) noexcept {
+inline long io_pgetevents(aio_context_t ctx,
+                          long min_nr,
+                          long max_nr,
+                          io_event* events,
+                          timespec* timeout,
+                          const sigset_t* sigmask) noexcept {
     // _NSIG / 8: the kernel's sigset_t, not glibc's larger one.
     aio_sigset set{sigmask, _NSIG / 8};
-    return ::syscall(SYS_io_pgetevents, ctx, min_nr, max_nr, events, timeout,
-                     sigmask ? &set : nullptr);
+    return ::syscall(
+        SYS_io_pgetevents, ctx, min_nr, max_nr, events, timeout, sigmask ? &set : nullptr);
 }
 
 inline int io_cancel(aio_context_t ctx, iocb* cb, io_event* result) noexcept {

@@ -1,13 +1,13 @@
 // Uses the installed library: one AIO context, a PWRITE and a PREAD on a socket pair in one
 // io_submit, both reaped. Exits non-zero when anything differs.
 
-#include <aioloop/sys/aio.hpp>
+#include <cstdio>
+#include <cstring>
 
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <cstdio>
-#include <cstring>
+#include <aioloop/sys/aio.hpp>
 
 int main() {
     auto ctx = aioloop::sys::aio_context::create(8);

@@ -1,12 +1,12 @@
+#include <chrono>
+#include <vector>
+
+#include <gtest/gtest.h>
+
 #include <aioloop/loop.hpp>
 
 #include "support/loop_fixture.hpp"
 #include "support/sockets.hpp"
-
-#include <gtest/gtest.h>
-
-#include <chrono>
-#include <vector>
 
 namespace aioloop {
 namespace {
@@ -47,7 +47,10 @@ TEST_P(Cancellation, StoppingManyPendingReadsCancelsEachOnce) {
     EXPECT_EQ(ev().live_tasks(), 0u);
 }
 
-INSTANTIATE_TEST_SUITE_P(AllBackends, Cancellation, testing::all_backends(), testing::backend_test_name);
+INSTANTIATE_TEST_SUITE_P(AllBackends,
+                         Cancellation,
+                         testing::all_backends(),
+                         testing::backend_test_name);
 
 } // namespace
 } // namespace aioloop

@@ -1,17 +1,17 @@
-#include <aioloop/loop.hpp>
-
-#include "support/loop_fixture.hpp"
-#include "support/sockets.hpp"
-
-#include <gtest/gtest.h>
-
-#include <poll.h>
-#include <unistd.h>
-
 #include <atomic>
 #include <chrono>
 #include <cstring>
 #include <thread>
+
+#include <poll.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <aioloop/loop.hpp>
+
+#include "support/loop_fixture.hpp"
+#include "support/sockets.hpp"
 
 namespace aioloop {
 namespace {
@@ -175,7 +175,10 @@ TEST_P(LoopBasics, StatsCountOperations) {
     EXPECT_NE(format_stats(s).find("turns"), std::string::npos);
 }
 
-INSTANTIATE_TEST_SUITE_P(AllBackends, LoopBasics, testing::all_backends(), testing::backend_test_name);
+INSTANTIATE_TEST_SUITE_P(AllBackends,
+                         LoopBasics,
+                         testing::all_backends(),
+                         testing::backend_test_name);
 
 } // namespace
 } // namespace aioloop

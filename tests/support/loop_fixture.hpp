@@ -3,12 +3,12 @@
 // Runs a loop test on every backend: INSTANTIATE_TEST_SUITE_P(AllBackends, X, all_backends(),
 // backend_test_name). A backend this kernel can't run is skipped with its reason.
 
-#include <aioloop/loop.hpp>
+#include <memory>
+#include <string>
 
 #include <gtest/gtest.h>
 
-#include <memory>
-#include <string>
+#include <aioloop/loop.hpp>
 
 namespace aioloop::testing {
 
@@ -28,7 +28,8 @@ protected:
         options.max_connections = 2048;
         auto made = loop::create(options);
         if (!made) {
-            GTEST_SKIP() << to_string(GetParam()) << " backend unavailable: " << made.error().message;
+            GTEST_SKIP() << to_string(GetParam())
+                         << " backend unavailable: " << made.error().message;
         }
         loop_ = std::move(*made);
     }

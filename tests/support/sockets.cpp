@@ -1,6 +1,7 @@
 #include "support/sockets.hpp"
 
-#include <gtest/gtest.h>
+#include <atomic>
+#include <stdexcept>
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -10,8 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <atomic>
-#include <stdexcept>
+#include <gtest/gtest.h>
 
 namespace aioloop::testing {
 

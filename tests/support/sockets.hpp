@@ -2,11 +2,11 @@
 
 // Real kernel objects for tests: socket pairs, loopback TCP, temporary files.
 
-#include <aioloop/result.hpp>
-
 #include <cstdint>
 #include <string>
 #include <utility>
+
+#include <aioloop/result.hpp>
 
 namespace aioloop::testing {
 
@@ -14,8 +14,10 @@ namespace aioloop::testing {
 class scoped_fd {
 public:
     scoped_fd() = default;
-    explicit scoped_fd(int fd) noexcept : fd_(fd) {}
-    scoped_fd(scoped_fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+    explicit scoped_fd(int fd) noexcept
+        : fd_(fd) {}
+    scoped_fd(scoped_fd&& other) noexcept
+        : fd_(std::exchange(other.fd_, -1)) {}
     scoped_fd& operator=(scoped_fd&& other) noexcept;
     ~scoped_fd();
     int get() const noexcept { return fd_; }

@@ -1,9 +1,9 @@
-#include "commands.hpp"
-#include "server_options.hpp"
+#include <memory>
 
 #include <aioloop/apps/echo.hpp>
 
-#include <memory>
+#include "commands.hpp"
+#include "server_options.hpp"
 
 namespace aioloop::tool {
 
@@ -17,7 +17,8 @@ void add_echo_command(CLI::App& app, int& exit_code) {
         ->capture_default_str();
     command->callback([options, buffer_size, &exit_code] {
         auto config = make_server_config(*options, "echo", "127.0.0.1:7000");
-        exit_code = apps::run_server(config, apps::make_echo_handler({.buffer_size = *buffer_size}));
+        exit_code =
+            apps::run_server(config, apps::make_echo_handler({.buffer_size = *buffer_size}));
     });
 }
 

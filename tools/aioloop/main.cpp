@@ -1,8 +1,8 @@
 // aioloop: one binary, one subcommand per job. Parses options with CLI11 and calls the library.
 
-#include "commands.hpp"
-
 #include <CLI/CLI.hpp>
+
+#include "commands.hpp"
 
 int main(int argc, char** argv) {
     CLI::App app{"aioloop: Linux network servers on batched AIO"};

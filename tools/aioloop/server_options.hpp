@@ -3,12 +3,12 @@
 // The options every server subcommand shares (--listen, --backend, --threads, ...), turned into a
 // server_config once CLI11 has parsed them.
 
-#include <aioloop/apps/server.hpp>
+#include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
-#include <string>
-#include <vector>
+#include <aioloop/apps/server.hpp>
 
 namespace aioloop::tool {
 
@@ -28,7 +28,8 @@ struct server_options {
 void add_server_options(CLI::App& command, server_options& options);
 
 /// The server_config for the parsed options; throws CLI::ValidationError for bad addresses.
-apps::server_config make_server_config(const server_options& options, std::string name,
+apps::server_config make_server_config(const server_options& options,
+                                       std::string name,
                                        const std::string& default_listen);
 
 } // namespace aioloop::tool

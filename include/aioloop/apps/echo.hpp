@@ -2,9 +2,9 @@
 
 // The echo server: every byte a client sends comes back to it, in order.
 
-#include <aioloop/apps/server.hpp>
-
 #include <cstddef>
+
+#include <aioloop/apps/server.hpp>
 
 namespace aioloop::apps {
 

@@ -4,11 +4,6 @@
 // per address; SIGINT/SIGTERM stop accepting and let connections finish within a grace period;
 // SIGUSR1 prints the loops' statistics; --metrics serves them to Prometheus.
 
-#include <aioloop/loop.hpp>
-#include <aioloop/net/address.hpp>
-#include <aioloop/net/tcp_stream.hpp>
-#include <aioloop/task.hpp>
-
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -18,10 +13,15 @@
 #include <string>
 #include <vector>
 
+#include <aioloop/loop.hpp>
+#include <aioloop/net/address.hpp>
+#include <aioloop/net/tcp_stream.hpp>
+#include <aioloop/task.hpp>
+
 namespace aioloop::apps {
 
 struct server_config {
-    std::string name = "server";     ///< for log lines: "aioloop echo: ..."
+    std::string name = "server";      ///< for log lines: "aioloop echo: ..."
     std::vector<net::address> listen; ///< one listener per address per thread
     loop_options loop;                ///< backend, max_connections, force_syscalls
     unsigned threads = 1;

@@ -2,14 +2,14 @@
 
 // IPv4 and IPv6 socket addresses: parsed from "HOST:PORT" / "[V6]:PORT", resolved once at start.
 
-#include <aioloop/result.hpp>
-
-#include <sys/socket.h>
-
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <sys/socket.h>
+
+#include <aioloop/result.hpp>
 
 namespace aioloop::net {
 

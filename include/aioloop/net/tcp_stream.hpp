@@ -3,13 +3,13 @@
 // A connected TCP socket on a loop: co_await stream.read(buf) / stream.write(buf). Closing it
 // cancels the read and the write still pending on it, so no operation outlives the fd number.
 
-#include <aioloop/loop.hpp>
-#include <aioloop/net/address.hpp>
-#include <aioloop/task.hpp>
-
 #include <cstddef>
 #include <span>
 #include <utility>
+
+#include <aioloop/loop.hpp>
+#include <aioloop/net/address.hpp>
+#include <aioloop/task.hpp>
 
 namespace aioloop::net {
 
@@ -28,8 +28,8 @@ public:
 
     /// Connects to `to` (non-blocking connect, then a wait for writability). ECONNREFUSED,
     /// ETIMEDOUT (after `timeout`, if given), ENETUNREACH...
-    static task<result<tcp_stream>> connect(loop& owner, address to,
-                                            std::optional<clock::duration> timeout = {});
+    static task<result<tcp_stream>>
+    connect(loop& owner, address to, std::optional<clock::duration> timeout = {});
 
     /// Reads what is there, up to buf.size() bytes; 0 means the peer closed its side.
     io_awaitable read(std::span<std::byte> buf) noexcept {

@@ -4,19 +4,19 @@
 // io_pgetevents, io_cancel). Glibc has no wrappers for them, and libaio hides the completion ring,
 // so everything below goes through syscall(2) with <linux/aio_abi.h>.
 
-#include <aioloop/result.hpp>
-
-#include <linux/aio_abi.h>
-#include <signal.h>
-#include <sys/uio.h>
-#include <time.h>
-
 #include <array>
 #include <cstddef>
 #include <cstdint>
 #include <span>
 #include <string>
 #include <vector>
+
+#include <linux/aio_abi.h>
+#include <signal.h>
+#include <sys/uio.h>
+#include <time.h>
+
+#include <aioloop/result.hpp>
 
 namespace aioloop::sys {
 
@@ -49,14 +49,18 @@ std::string format_counters(const aio_counters& counters);
 // Each prep_* resets the iocb and fills in one command. `data` comes back untouched as
 // io_event::data: the owner's cookie.
 
-void prep_pread(iocb& cb, int fd, void* buf, std::size_t len, std::int64_t offset,
-                std::uint64_t data) noexcept;
-void prep_pwrite(iocb& cb, int fd, const void* buf, std::size_t len, std::int64_t offset,
+void prep_pread(
+    iocb& cb, int fd, void* buf, std::size_t len, std::int64_t offset, std::uint64_t data) noexcept;
+void prep_pwrite(iocb& cb,
+                 int fd,
+                 const void* buf,
+                 std::size_t len,
+                 std::int64_t offset,
                  std::uint64_t data) noexcept;
-void prep_preadv(iocb& cb, int fd, std::span<const iovec> iov, std::int64_t offset,
-                 std::uint64_t data) noexcept;
-void prep_pwritev(iocb& cb, int fd, std::span<const iovec> iov, std::int64_t offset,
-                  std::uint64_t data) noexcept;
+void prep_preadv(
+    iocb& cb, int fd, std::span<const iovec> iov, std::int64_t offset, std::uint64_t data) noexcept;
+void prep_pwritev(
+    iocb& cb, int fd, std::span<const iovec> iov, std::int64_t offset, std::uint64_t data) noexcept;
 void prep_fsync(iocb& cb, int fd, std::uint64_t data) noexcept;
 void prep_fdsync(iocb& cb, int fd, std::uint64_t data) noexcept;
 /// IOCB_CMD_POLL (4.18+): one-shot; completes with the ready revents mask as res.
@@ -101,8 +105,8 @@ public:
     /// iocbs that submit() failed back, then the ring (in user space), then io_getevents when the
     /// ring holds fewer than `min_nr` and the wait isn't zero. `timeout` null waits forever; a
     /// zero timeout never blocks. EINTR is returned as an error for the caller to retry.
-    result<std::size_t> reap(std::span<io_event> events, std::size_t min_nr,
-                             const timespec* timeout) noexcept;
+    result<std::size_t>
+    reap(std::span<io_event> events, std::size_t min_nr, const timespec* timeout) noexcept;
 
     /// One zero-timeout io_getevents system call (io_pgetevents if that is what works), whatever
     /// the ring holds: tells whether a seccomp profile lets the loop ever sleep in the kernel.
@@ -131,8 +135,8 @@ public:
 private:
     aio_context(aio_context_t ctx, unsigned nr_events, aio_options options) noexcept;
     std::size_t reap_ring(std::span<io_event> events) noexcept;
-    result<std::size_t> reap_syscall(std::span<io_event> events, std::size_t min_nr,
-                                     const timespec* timeout) noexcept;
+    result<std::size_t>
+    reap_syscall(std::span<io_event> events, std::size_t min_nr, const timespec* timeout) noexcept;
     void count_eagain(std::span<const io_event> events) noexcept;
 
     aio_context_t ctx_ = 0;
