@@ -162,6 +162,14 @@ private:
     std::optional<std::stop_callback<on_stop>> stop_callback_;
 };
 
+/// Gives the other tasks, the timers and the kernel a turn before the caller continues.
+struct [[nodiscard]] yield_awaitable {
+    loop* owner;
+    bool await_ready() const noexcept { return false; }
+    void await_suspend(std::coroutine_handle<> caller);
+    void await_resume() const noexcept {}
+};
+
 class loop {
 public:
     /// Makes a loop on the backend the options name. `auto` tries aio, then uring, then epoll,
@@ -193,6 +201,8 @@ public:
     void post(std::function<void()> fn);
 
     timer_awaitable sleep_for(clock::duration d) noexcept { return {*this, clock::now() + d}; }
+    /// Resumes the caller in the next turn.
+    yield_awaitable yield() noexcept { return {this}; }
     timer_awaitable sleep_until(clock::time_point t) noexcept { return {*this, t}; }
     /// Waits until `fd` is readable / writable (POLLIN / POLLOUT); the result is the revents.
     io_awaitable fd_readable(int fd) noexcept;

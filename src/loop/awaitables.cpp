@@ -49,6 +49,10 @@ result<std::size_t> io_awaitable::await_resume() noexcept {
     return fail(static_cast<int>(-res));
 }
 
+void yield_awaitable::await_suspend(std::coroutine_handle<> caller) {
+    owner->core().schedule(caller);
+}
+
 timer_awaitable::~timer_awaitable() {
     if (timer_ != 0) {
         loop_->core().timers().cancel(timer_);
