@@ -9,6 +9,7 @@
 #include <vector>
 
 #include <poll.h>
+#include <signal.h>
 
 #include <fmt/format.h>
 
@@ -95,7 +96,7 @@ public:
                       std::optional<std::chrono::nanoseconds> timeout) noexcept override {
         bool may_sleep = !timeout || timeout->count() > 0;
         for (;;) {
-            flush(done);
+            std::size_t submitted = flush(done);
             auto reaped = ctx_.reap(events_, 0, &zero_wait);
             if (!reaped) {
                 sync_stats();
@@ -105,9 +106,11 @@ public:
             if (!done.empty()) {
                 break;
             }
-            if (!pending_.empty()) {
+            if (!pending_.empty() && (submitted > 0 || *reaped > 0)) {
                 continue; // readiness turned into reads and writes: submit them now
             }
+            // Here either nothing is queued, or the context is full and nothing came back to
+            // free a slot: only a completion can help, so wait for one (or give up the turn).
             if (!may_sleep) {
                 break;
             }
@@ -170,10 +173,11 @@ private:
     }
 
     // One io_submit for everything queued. What the kernel refuses comes back through reap() with
-    // -errno; what doesn't fit (context full) waits for the next turn.
-    void flush(completion_queue& done) {
+    // -errno; what doesn't fit (context full) waits for the next turn. Returns how many the
+    // kernel settled.
+    std::size_t flush(completion_queue& done) {
         if (pending_.empty()) {
-            return;
+            return 0;
         }
         std::size_t settled = ctx_.submit(pending_);
         for (std::size_t i = 0; i < settled; ++i) {
@@ -189,6 +193,7 @@ private:
             }
             pending_.clear();
         }
+        return settled;
     }
 
     void on_events(std::span<const io_event> events, completion_queue& done) {
@@ -308,6 +313,23 @@ tl::expected<unsigned, backend_error> choose_size(const backend_config& config) 
     return tl::unexpected(backend_error{code, sys::setup_error_message(wanted, code)});
 }
 
+// An IOCB_CMD_PWRITE on a socket goes through sock_write_iter, which has no MSG_NOSIGNAL: a write
+// to a connection that is already reset or shut down raises SIGPIPE in the submitting thread, and
+// its default action kills the whole server for one peer's misbehaviour (found by
+// Backpressure.PeersThatResetMidTransferFailOnlyTheirConnection). The epoll and uring backends
+// pass MSG_NOSIGNAL instead. So this backend ignores SIGPIPE, but only where nobody chose a
+// disposition: the write then fails with EPIPE for that operation alone, as in nginx or redis.
+void ignore_default_sigpipe() noexcept {
+    struct sigaction current {};
+    if (::sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL &&
+        (current.sa_flags & SA_SIGINFO) == 0) {
+        struct sigaction ignore {};
+        ignore.sa_handler = SIG_IGN;
+        sigemptyset(&ignore.sa_mask);
+        ::sigaction(SIGPIPE, &ignore, nullptr);
+    }
+}
+
 } // namespace
 
 tl::expected<std::unique_ptr<backend>, backend_error>
@@ -323,6 +345,7 @@ make_aio_backend(const backend_config& config) {
     if (!ctx) {
         return tl::unexpected(backend_error{ctx.error().error, ctx.error().reason});
     }
+    ignore_default_sigpipe();
     return std::make_unique<aio_backend>(std::move(*ctx));
 }
 
