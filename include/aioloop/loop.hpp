@@ -216,9 +216,12 @@ public:
     io_awaitable read_at(int fd, std::span<std::byte> buf, std::int64_t offset) noexcept;
     io_awaitable write_at(int fd, std::span<const std::byte> buf, std::int64_t offset) noexcept;
 
-    /// Asks a pending operation (recorded with io_awaitable::tracked_by) to end early: it
-    /// completes with operation_canceled, or its real result if the kernel finished first.
-    void cancel(detail::operation* op) noexcept;
+    /// Asks the pending operation recorded in `slot` (io_awaitable::tracked_by) to end early, and
+    /// lets go of it: it completes with operation_canceled, or its real result if the kernel
+    /// finished first, and never touches `slot` again (its owner may be gone by then).
+    void cancel(detail::operation*& slot) noexcept;
+    /// The owner of `slot` moved from `from`: the pending operation, if any, follows it.
+    static void move_tracked(detail::operation*& to, detail::operation*& from) noexcept;
 
     /// Call before closing an fd whose operations have all completed: lets the backend drop what it
     /// keeps for it (epoll's registration).

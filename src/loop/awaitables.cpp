@@ -21,6 +21,7 @@ bool io_awaitable::start(std::coroutine_handle<> caller) {
     op_ = &op;
     if (slot_ != nullptr) {
         *slot_ = &op;
+        op.tracker = slot_;
     }
     core.start(op, deadline_, std::move(token_));
     if (op.state == detail::op_state::done) {
@@ -35,11 +36,11 @@ result<std::size_t> io_awaitable::await_resume() noexcept {
     assert(op.state == detail::op_state::done);
     std::int64_t res = op.result;
     bool timed_out = op.timed_out;
+    if (op.tracker != nullptr) {
+        *op.tracker = nullptr;
+    }
     loop_->core().release(op);
     op_ = nullptr;
-    if (slot_ != nullptr) {
-        *slot_ = nullptr;
-    }
     if (res >= 0) {
         return static_cast<std::size_t>(res);
     }

@@ -86,9 +86,18 @@ io_awaitable loop::write_at(int fd, std::span<const std::byte> buf, std::int64_t
         .with_offset(offset);
 }
 
-void loop::cancel(detail::operation* op) noexcept {
+void loop::cancel(detail::operation*& slot) noexcept {
+    detail::operation* op = std::exchange(slot, nullptr);
     if (op != nullptr) {
+        op->tracker = nullptr;
         core_->cancel(*op);
+    }
+}
+
+void loop::move_tracked(detail::operation*& to, detail::operation*& from) noexcept {
+    to = std::exchange(from, nullptr);
+    if (to != nullptr) {
+        to->tracker = &to;
     }
 }
 

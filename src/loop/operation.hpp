@@ -67,6 +67,9 @@ struct operation {
     void* on_done_context = nullptr;
     std::optional<std::stop_callback<cancel_on_stop>> stop_callback;
     loop* owner = nullptr;
+    // Where the owner of the fd (a stream) keeps a pointer to this pending operation, so that it
+    // can cancel it; cleared when the operation finishes or the owner lets go of it.
+    operation** tracker = nullptr;
     operation* next = nullptr; // completion queue / free list
 
     // Backend scratch.
@@ -95,6 +98,7 @@ struct operation {
         on_done = nullptr;
         on_done_context = nullptr;
         stop_callback.reset();
+        tracker = nullptr;
         next = nullptr;
         phase = 0;
         in_kernel = false;

@@ -10,8 +10,8 @@ namespace aioloop::net {
 tcp_listener::tcp_listener(tcp_listener&& other) noexcept
     : loop_(other.loop_)
     , fd_(std::exchange(other.fd_, -1))
-    , maybe_pending_(other.maybe_pending_)
-    , waiting_(std::exchange(other.waiting_, nullptr)) {
+    , maybe_pending_(other.maybe_pending_) {
+    loop::move_tracked(waiting_, other.waiting_);
 }
 
 tcp_listener& tcp_listener::operator=(tcp_listener&& other) noexcept {
@@ -20,7 +20,7 @@ tcp_listener& tcp_listener::operator=(tcp_listener&& other) noexcept {
         loop_ = other.loop_;
         fd_ = std::exchange(other.fd_, -1);
         maybe_pending_ = other.maybe_pending_;
-        waiting_ = std::exchange(other.waiting_, nullptr);
+        loop::move_tracked(waiting_, other.waiting_);
     }
     return *this;
 }

@@ -10,9 +10,9 @@ namespace aioloop::net {
 
 tcp_stream::tcp_stream(tcp_stream&& other) noexcept
     : loop_(other.loop_)
-    , fd_(std::exchange(other.fd_, -1))
-    , reading_(std::exchange(other.reading_, nullptr))
-    , writing_(std::exchange(other.writing_, nullptr)) {
+    , fd_(std::exchange(other.fd_, -1)) {
+    loop::move_tracked(reading_, other.reading_);
+    loop::move_tracked(writing_, other.writing_);
 }
 
 tcp_stream& tcp_stream::operator=(tcp_stream&& other) noexcept {
@@ -20,8 +20,8 @@ tcp_stream& tcp_stream::operator=(tcp_stream&& other) noexcept {
         close();
         loop_ = other.loop_;
         fd_ = std::exchange(other.fd_, -1);
-        reading_ = std::exchange(other.reading_, nullptr);
-        writing_ = std::exchange(other.writing_, nullptr);
+        loop::move_tracked(reading_, other.reading_);
+        loop::move_tracked(writing_, other.writing_);
     }
     return *this;
 }
