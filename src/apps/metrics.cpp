@@ -63,6 +63,9 @@ format_prometheus(std::string_view backend, const loop_stats& stats, const app_c
     out += fmt::format("aioloop_bytes_total{{direction=\"out\"}} {}\n", counters.bytes_out.load());
     metric("requests_total", "counter", "Requests served, where the server can count them.");
     out += fmt::format("aioloop_requests_total {}\n", counters.requests.load());
+    metric(
+        "errors_total", "counter", "Connections ended by an error, where the server counts them.");
+    out += fmt::format("aioloop_errors_total {}\n", counters.errors.load());
     return out;
 }
 

@@ -117,6 +117,9 @@ bool server::bind_listeners() {
             return false;
         }
         metrics_listener_ = std::move(*listener);
+        // The bound port, for --metrics HOST:0 (and for tests).
+        log(fmt::format("metrics at http://{}/metrics",
+                        metrics_listener_->local_address().to_string()));
     }
     std::string where;
     for (const auto& at : bound) {
@@ -298,10 +301,13 @@ void server::run_worker(worker& w, bool main_thread) {
 }
 
 int server::run() {
-    if (!start_workers() || !bind_listeners()) {
+    if (!start_workers()) {
         return 1;
     }
     worker& main = *workers_.front();
+    // The handlers go in before the "listening on" line and on_listening: whoever learns the port
+    // from them may send SIGTERM at once, and that must stop the server gracefully, not kill it
+    // with the default action (found by SeccompFallback.ToolWarnsAndSaysWhichBackendItUses).
     if (config_.handle_signals) {
         auto signals = signal_set::create(*main.ev, {SIGINT, SIGTERM, SIGUSR1});
         if (!signals) {
@@ -309,6 +315,9 @@ int server::run() {
             return 1;
         }
         main.ev->spawn(watch_signals(std::move(*signals)), main.accepting.get_token());
+    }
+    if (!bind_listeners()) {
+        return 1;
     }
     if (config_.stop.stop_possible()) {
         external_stop_.emplace(config_.stop, std::function<void()>([this] { shutdown_all(); }));
@@ -326,7 +335,7 @@ int server::run() {
         loop_stats total = total_stats();
         fmt::print(stderr, "{}", format_stats(total));
         fmt::print(stderr,
-                   "{:<24} {}\n{:<24} {}\n{:<24} {}\n{:<24} {}\n",
+                   "{:<24} {}\n{:<24} {}\n{:<24} {}\n{:<24} {}\n{:<24} {}\n",
                    "connections_accepted",
                    counters_.connections_accepted.load(),
                    "bytes_in",
@@ -334,7 +343,9 @@ int server::run() {
                    "bytes_out",
                    counters_.bytes_out.load(),
                    "requests",
-                   counters_.requests.load());
+                   counters_.requests.load(),
+                   "errors",
+                   counters_.errors.load());
     }
     return 0;
 }

@@ -45,6 +45,7 @@ struct app_counters {
     std::atomic<std::uint64_t> bytes_in{0};
     std::atomic<std::uint64_t> bytes_out{0};
     std::atomic<std::uint64_t> requests{0}; ///< where the server can count them
+    std::atomic<std::uint64_t> errors{0};   ///< connections ended by an error (app-defined)
 };
 
 /// What a connection handler gets besides its stream.
