@@ -5,49 +5,22 @@
 #include <utility>
 
 #include <fcntl.h>
-#include <linux/stat.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
 
-#include "apps/cat_internal.hpp"
+#include <aioloop/fs/direct_io.hpp>
 
-// STATX_DIOALIGN (6.1) is newer than some C libraries' headers; the value is ABI.
-#ifndef STATX_DIOALIGN
-#define STATX_DIOALIGN 0x00002000U
-#endif
+#include "apps/cat_internal.hpp"
 
 namespace aioloop::apps::detail {
 
 namespace {
 
-constexpr std::size_t default_dio_align = 4096;
-// The buffers are page aligned: a filesystem wanting more memory alignment reads buffered.
-constexpr std::size_t buffer_align = 4096;
-
 std::int64_t align_up(std::int64_t value, std::size_t align) {
     auto a = static_cast<std::int64_t>(align);
     return (value + a - 1) / a * a;
-}
-
-// Returns the O_DIRECT offset alignment for `fd`, 0 when the filesystem says it has none, or
-// default_dio_align when the kernel or filesystem doesn't report it (before 6.1, tmpfs).
-std::size_t dio_alignment(int fd, std::string& why_not) {
-    struct statx stx {};
-    if (statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) != 0 ||
-        (stx.stx_mask & STATX_DIOALIGN) == 0) {
-        return default_dio_align;
-    }
-    if (stx.stx_dio_offset_align == 0) {
-        why_not = "the filesystem has no direct I/O";
-        return 0;
-    }
-    if (stx.stx_dio_mem_align > buffer_align || stx.stx_dio_offset_align > buffer_align) {
-        why_not = fmt::format("it wants {}-byte alignment", stx.stx_dio_offset_align);
-        return 0;
-    }
-    return stx.stx_dio_offset_align;
 }
 
 } // namespace
@@ -122,7 +95,7 @@ result<cat_input> open_input(
     }
     if (direct) {
         std::string why_not;
-        std::size_t align = dio_alignment(input.fd, why_not);
+        std::size_t align = fs::dio_alignment(input.fd, why_not);
         if (align == 0 || block_size % align != 0) {
             if (why_not.empty()) {
                 why_not = fmt::format("--block-size {} is not a multiple of {}", block_size, align);
