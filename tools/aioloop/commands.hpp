@@ -10,5 +10,8 @@ namespace aioloop::tool {
 void add_probe_command(CLI::App& app, int& exit_code);
 void add_cat_command(CLI::App& app, int& exit_code);
 void add_echo_command(CLI::App& app, int& exit_code);
+void add_http_command(CLI::App& app, int& exit_code);
+void add_proxy_command(CLI::App& app, int& exit_code);
+void add_load_command(CLI::App& app, int& exit_code);
 
 } // namespace aioloop::tool

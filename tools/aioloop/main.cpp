@@ -11,6 +11,9 @@ int main(int argc, char** argv) {
     aioloop::tool::add_probe_command(app, exit_code);
     aioloop::tool::add_cat_command(app, exit_code);
     aioloop::tool::add_echo_command(app, exit_code);
+    aioloop::tool::add_http_command(app, exit_code);
+    aioloop::tool::add_proxy_command(app, exit_code);
+    aioloop::tool::add_load_command(app, exit_code);
     CLI11_PARSE(app, argc, argv);
     return exit_code;
 }
