@@ -1,6 +1,9 @@
 // `aioloop cat` output paths: a regular file (position before and after), O_APPEND, write(2)
 // instead of AIO, a closed pipe, and a sparse file over 4 GiB through a pipe.
 
+#include <algorithm>
+#include <array>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -124,16 +127,33 @@ TEST_P(CatSparse, OverFourGiB) {
     std::uint64_t seen = 0;
     std::uint64_t bad = 0;
     std::string tail_seen;
+    // Byte by byte only where the marks are; the gigabytes of zeros in between are compared
+    // with memcmp, so that the check keeps up with the tool even in a sanitizer build.
+    static const std::array<char, 64 * 1024> zeros{};
+    auto expected_at = [&](std::uint64_t at) {
+        if (at < head.size()) {
+            return head[at];
+        }
+        if (at >= static_cast<std::uint64_t>(tail_at) && at < size) {
+            return tail[at - static_cast<std::uint64_t>(tail_at)];
+        }
+        return '\0';
+    };
     auto check = [&](std::string_view chunk) {
-        for (std::size_t i = 0; i < chunk.size(); ++i) {
+        std::size_t i = 0;
+        while (i < chunk.size()) {
             std::uint64_t at = seen + i;
-            char want = at < head.size() ? head[at]
-                        : at >= static_cast<std::uint64_t>(tail_at) && at < size
-                            ? tail[at - tail_at]
-                            : '\0';
-            if (chunk[i] != want) {
-                ++bad;
+            bool in_mark = at < head.size() || at >= static_cast<std::uint64_t>(tail_at);
+            if (in_mark) {
+                bad += chunk[i] != expected_at(at) ? 1 : 0;
+                ++i;
+                continue;
             }
+            std::uint64_t zeros_left = static_cast<std::uint64_t>(tail_at) - at;
+            std::size_t run = static_cast<std::size_t>(
+                std::min<std::uint64_t>({zeros_left, chunk.size() - i, zeros.size()}));
+            bad += std::memcmp(chunk.data() + i, zeros.data(), run) != 0 ? 1 : 0;
+            i += run;
         }
         seen += chunk.size();
     };
@@ -142,7 +162,7 @@ TEST_P(CatSparse, OverFourGiB) {
     args.push_back(path);
     tool_run run{args};
     run.sink = check;
-    run.deadline = std::chrono::seconds(20);
+    run.deadline = std::chrono::seconds(50);
     tool_result r = run_tool(run);
     ASSERT_FALSE(r.timed_out);
     EXPECT_EQ(r.exit_code, 0) << r.err;
