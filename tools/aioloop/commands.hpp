@@ -13,5 +13,6 @@ void add_echo_command(CLI::App& app, int& exit_code);
 void add_http_command(CLI::App& app, int& exit_code);
 void add_proxy_command(CLI::App& app, int& exit_code);
 void add_load_command(CLI::App& app, int& exit_code);
+void add_bench_command(CLI::App& app, int& exit_code);
 
 } // namespace aioloop::tool

@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
     aioloop::tool::add_http_command(app, exit_code);
     aioloop::tool::add_proxy_command(app, exit_code);
     aioloop::tool::add_load_command(app, exit_code);
+    aioloop::tool::add_bench_command(app, exit_code);
     CLI11_PARSE(app, argc, argv);
     return exit_code;
 }

@@ -1,0 +1,165 @@
+#pragma once
+
+// `aioloop bench`: the echo server under test runs in a child process (one per backend and
+// round, pinned to core 0 with --pin), the project's load generator drives it in-process (core 1),
+// and the kernel counts the server's system calls (raw_syscalls:sys_enter through
+// perf_event_open) while /proc/PID/task/*/schedstat gives its CPU time. Backends are interleaved
+// round by round so that the noise of a shared machine hits them alike.
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <sys/types.h>
+
+#include <aioloop/apps/load.hpp>
+#include <aioloop/result.hpp>
+
+namespace aioloop::apps {
+
+/// Counts the system calls a process (all its threads, and threads it makes later) enters, as the
+/// kernel sees them: one raw_syscalls:sys_enter counter per thread.
+class syscall_counter {
+public:
+    /// Counters for every thread of `pid`, disabled until enable(). ENOENT when tracefs has no
+    /// raw_syscalls:sys_enter; EACCES/EPERM when perf_event_paranoid forbids it.
+    static result<syscall_counter> open(pid_t pid);
+
+    syscall_counter(syscall_counter&& other) noexcept;
+    syscall_counter& operator=(syscall_counter&& other) noexcept;
+    syscall_counter(const syscall_counter&) = delete;
+    syscall_counter& operator=(const syscall_counter&) = delete;
+    ~syscall_counter();
+
+    void enable() noexcept;
+    void disable() noexcept;
+    /// The calls counted so far, summed over threads.
+    std::uint64_t count() const noexcept;
+
+private:
+    syscall_counter() = default;
+    std::vector<int> fds_;
+};
+
+/// The id of raw_syscalls:sys_enter from tracefs (/sys/kernel/tracing or .../debug/tracing).
+result<std::uint64_t> sys_enter_tracepoint_id();
+
+/// Nanoseconds of one cheap system call (getppid through syscall(2)), the best of a few runs
+/// of `calls` calls.
+double measure_syscall_ns(std::uint64_t calls = 1000000);
+
+/// CPU time of all threads of `pid` in ns (from /proc/PID/task/*/schedstat); nullopt if gone.
+std::optional<std::uint64_t> process_cpu_ns(pid_t pid);
+
+/// A server under test: a child process whose stderr is collected by a thread.
+struct server_spec {
+    std::string name;              ///< "aio", "ref-epoll"... as reported
+    std::vector<std::string> argv; ///< argv[0] is a path
+    bool aioloop = true;           ///< prints "listening on" / "metrics at"; false: reference
+    std::uint16_t port = 0;        ///< reference servers: the port given them
+    std::string expect_backend;    ///< aioloop: the backend its log must name
+    bool pin = false;              ///< core 0 before exec
+};
+
+class server_process {
+public:
+    /// Starts it and waits (up to 5 s) until it listens. The error's message says why not,
+    /// with the server's stderr.
+    static tl::expected<server_process, std::string> start(const server_spec& spec);
+
+    server_process(server_process&& other) noexcept;
+    server_process& operator=(server_process&&) = delete;
+    server_process(const server_process&) = delete;
+    ~server_process();
+
+    pid_t pid() const noexcept { return pid_; }
+    std::uint16_t port() const noexcept { return port_; }
+    std::uint16_t metrics_port() const noexcept { return metrics_port_; }
+    /// SIGTERM, then SIGKILL after a second. Idempotent.
+    void stop() noexcept;
+
+private:
+    server_process() = default;
+    struct log_state;
+    pid_t pid_ = -1;
+    std::uint16_t port_ = 0;
+    std::uint16_t metrics_port_ = 0;
+    std::shared_ptr<log_state> log_;
+};
+
+/// GETs http://127.0.0.1:PORT/metrics and returns each `name{labels} value` line's value by its
+/// full name (labels included, as written); the error names what failed.
+tl::expected<std::map<std::string, double>, std::string> scrape_metrics(std::uint16_t port);
+
+struct bench_config {
+    std::string scenario = "echo";
+    std::vector<std::string> backends{"aio", "epoll", "uring"};
+    unsigned connections = 200;
+    std::size_t size = 64;
+    std::chrono::milliseconds duration{3000};
+    unsigned rounds = 3;
+    bool pin = false;
+    double rate = 0;        ///< open loop when > 0
+    bool reference = false; ///< also bench/reference/ref_echo_* next to the tool
+    std::string self_exe = "/proc/self/exe";
+    double kpti_extra_ns = 200; ///< assumed extra cost of a call on a KPTI host
+    bool progress = true;       ///< a line per run on stderr
+};
+
+/// One server in one round.
+struct bench_sample {
+    std::string server;
+    unsigned round = 0;
+    bool ok = false;
+    std::string error;
+    double requests_per_second = 0;
+    std::uint64_t client_requests = 0;
+    std::uint64_t client_bytes = 0;
+    std::uint64_t client_errors = 0;
+    double p50_us = 0, p99_us = 0, p999_us = 0;
+    std::uint64_t syscalls = 0; ///< kernel count, measured window
+    double syscalls_per_request = 0;
+    double cpu_us_per_request = 0; ///< server, measured window
+    double client_cpu_us_per_request = 0;
+    bool has_metrics = false;
+    double server_requests = 0; ///< from /metrics (since start)
+    double server_bytes_out = 0;
+    double loop_syscalls = 0; ///< the loop's own count (since start)
+    double io_submit_calls = 0;
+    double iocbs_submitted = 0;
+    double events_ring = 0;
+    double events_syscall = 0;
+};
+
+struct bench_summary {
+    std::string server;
+    unsigned ok_rounds = 0;
+    std::string skipped; ///< why it was not measured at all
+    // median, min, max
+    std::array<double, 3> rps{}, p50{}, p99{}, p999{}, sys_per_req{}, cpu_us{};
+    double iocbs_per_submit = 0; ///< medians over rounds (0 when not AIO)
+    double ring_share = 0;
+};
+
+struct bench_report {
+    bench_config config;
+    double syscall_ns = 0;
+    std::vector<bench_sample> samples;
+    std::vector<bench_summary> summaries;
+};
+
+/// Runs every round; fails only on a bad configuration (no tracepoint, --pin on one core).
+tl::expected<bench_report, std::string> run_bench(const bench_config& config);
+
+/// Medians and spread per server, in the order first seen.
+std::vector<bench_summary> summarize(const std::vector<bench_sample>& samples);
+std::string format_bench_sample(const bench_sample& s);
+std::string format_bench_table(const bench_report& report);
+std::string format_bench_json(const bench_report& report);
+
+} // namespace aioloop::apps
