@@ -209,7 +209,7 @@ void loop_core::turn() {
     }
 
     std::optional<std::chrono::nanoseconds> timeout;
-    if (!ready_.empty() || !done_.empty() || stopping()) {
+    if (!ready_.empty() || !done_.empty() || wake_op_ != nullptr || stopping()) {
         timeout = std::chrono::nanoseconds{0};
     } else if (auto next = timers_.next_deadline()) {
         timeout = std::max(std::chrono::nanoseconds{0}, *next - ended);
@@ -219,6 +219,10 @@ void loop_core::turn() {
     if (!polled) {
         // Nothing a turn can fix: report and keep the loop alive (the next turn retries).
         fmt::print(stderr, "aioloop: {} backend: {}\n", backend_->name(), polled.error().message());
+    }
+    if (wake_op_ != nullptr) {
+        done_.push(*wake_op_); // a wake-up that finished inside arm_wakeup()
+        wake_op_ = nullptr;
     }
 }
 
@@ -281,9 +285,18 @@ void loop_core::arm_wakeup() {
     op.poll_events = POLLIN;
     op.on_done = &loop_core::on_wakeup;
     op.on_done_context = this;
-    wake_op_ = &op;
     --own_stats_.ops_started[static_cast<std::size_t>(op_kind::poll)]; // not the user's
     start(op, std::nullopt, {});
+    if (op.state == op_state::done) {
+        // The backend finished the poll inside start() (epoll asks poll(2), and a post written
+        // since on_wakeup read the eventfd makes it readable): no task awaits this record, so
+        // nothing would call on_wakeup and the loop would sleep with the eventfd's count at 1.
+        // turn() delivers it after its poll, so that a stream of posts still takes one turn
+        // each and can't keep the loop from the kernel and the timers. finish() settles it
+        // again: count that once.
+        --own_stats_.ops_completed[static_cast<std::size_t>(op_kind::poll)];
+        wake_op_ = &op;
+    }
 }
 
 void loop_core::on_wakeup(operation& op, void* context) {
