@@ -174,6 +174,8 @@ class loop {
 public:
     /// Makes a loop on the backend the options name. `auto` tries aio, then uring, then epoll,
     /// warning once for each it passes over; a backend named explicitly fails with its reason.
+    /// The aio backend sets SIGPIPE to SIG_IGN if it is still SIG_DFL: its socket writes can't
+    /// pass MSG_NOSIGNAL, so a reset peer would otherwise kill the process instead of EPIPE.
     static tl::expected<std::unique_ptr<loop>, loop_error> create(loop_options options = {});
 
     loop(const loop&) = delete;
