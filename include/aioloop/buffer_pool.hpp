@@ -52,8 +52,9 @@ public:
         std::unique_ptr<std::byte[]> data_;
     };
 
-    /// Buffers of `buffer_size` bytes; at most `keep` idle ones are kept for reuse.
-    explicit buffer_pool(std::size_t buffer_size, std::size_t keep = 256)
+    /// Buffers of `buffer_size` bytes; at most `keep` idle ones are kept for reuse: a burst lends
+    /// many at once, and keeping them all would charge the burst to every idle connection after.
+    explicit buffer_pool(std::size_t buffer_size, std::size_t keep = 16)
         : size_(buffer_size)
         , keep_(keep) {
         idle_.reserve(keep); // give_back never allocates
