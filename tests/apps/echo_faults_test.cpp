@@ -133,6 +133,12 @@ TEST_P(EchoFaults, SurvivesVanishingPeersIdlersAndAFloodOfConnects) {
 // With 40 descriptors, accept4 fails with EMFILE once the first few dozen are connected: the
 // server must keep serving those, and accept the rest once some of them close.
 TEST_P(EchoFaults, SurvivesRunningOutOfFileDescriptors) {
+#if defined(__SANITIZE_ADDRESS__)
+    // The sanitized tool can't be run out of fds: UBSan's vptr check opens a pipe to probe
+    // memory, finds no fd, and reports a false "invalid vptr" that halts the server. The plain
+    // build runs this test; tests/net/emfile_test.cpp covers EMFILE in-process under ASan.
+    GTEST_SKIP() << "sanitizer build: UBSan needs free fds in the server under test";
+#endif
     if (GetParam() == backend_kind::uring) {
         // Open bug: in a fresh-clone CI run the queued connection was reset at once on uring
         // (recv -1 after 27 ms) instead of being echoed; it passed in earlier runs. Under
