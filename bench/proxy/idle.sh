@@ -1,17 +1,27 @@
 #!/bin/bash
-# RSS per idle proxied pair, each backend and haproxy, 5000 pairs to redis-server.
-A=/work/main/build-proxy/aioloop
+# RSS per idle proxied pair on each backend and for haproxy: N pairs (default 5000) to
+# redis-server, one PING each.
+# Usage: N=5000 bench/proxy/idle.sh [path/to/aioloop]
+source "$(dirname "$0")/common.sh"
 N=${N:-5000}
-redis-server --port 16401 --bind 127.0.0.1 --save '' --appendonly no --maxclients 12000 > /dev/null 2>&1 & RS=$!
+ulimit -n "$(ulimit -Hn)"
+redis-server --port 16401 --bind 127.0.0.1 --save '' --appendonly no --maxclients $((N + 2000)) > /dev/null 2>&1 &
 sleep 0.5
+measure() { # name command...
+    local name=$1
+    shift
+    "$@" > /dev/null 2>&1 &
+    local pid=$!
+    sleep 0.5
+    echo -n "$name: "
+    python3 "$bench_dir/../idle_rss.py" $pid 17200 "$N" redis
+    kill $pid
+    wait $pid 2>/dev/null || true
+}
 for b in aio epoll uring; do
-  $A proxy --listen 127.0.0.1:17200 --upstream 127.0.0.1:16401 --backend $b --max-connections 10000 --quiet 2>/dev/null & P=$!
-  sleep 0.5
-  echo -n "$b: "; python3 /tmp/pxbench/idle.py $P 17200 $N
-  kill $P; wait $P 2>/dev/null
+    measure $b "$A" proxy --listen 127.0.0.1:17200 --upstream 127.0.0.1:16401 --backend $b \
+        --max-connections $((N + 1000)) --quiet
 done
-sed 's/16400/16401/; s/17300/17301/' /tmp/pxbench/haproxy.cfg > /tmp/pxbench/haproxy-idle.cfg
-haproxy -f /tmp/pxbench/haproxy-idle.cfg -db > /dev/null 2>&1 & P=$!
-sleep 0.5
-echo -n "haproxy: "; python3 /tmp/pxbench/idle.py $P 17301 $N
-kill $P $RS; wait 2>/dev/null
+if command -v haproxy > /dev/null; then
+    measure haproxy haproxy -f "$(haproxy_config 17200 16401)" -db
+fi

@@ -1,32 +1,49 @@
 #!/bin/bash
-# iperf3 through each proxy (upload, then -R download), pinned; system calls per MiB from perf.
+# iperf3 through each proxy, upload then download (-R), 64 KiB writes (-l 64K), interleaved rounds.
+# The proxies run on core 0, the iperf3 client on core 1, the iperf3 server on SERVER_CORE (1: the
+# proxy has a core to itself and the two iperf3 ends set the pace; 0: the proxy shares its core with
+# the receiving end when uploading). System calls are the proxy's (the iperf3 server's for
+# "direct"), per MiB received.
+# Usage: ROUNDS=3 SECONDS_EACH=3 SERVER_CORE=1 bench/proxy/iperf.sh [path/to/aioloop]
 # Prints: round target direction Gbit/s syscalls_per_MiB
-A=/work/main/build-proxy/aioloop
-ROUNDS=${ROUNDS:-5}
-taskset -c 0 iperf3 -s -p 15300 > /dev/null 2>&1 & IS=$!
-sleep 0.3
-taskset -c 0 $A proxy --listen 127.0.0.1:17110 --upstream 127.0.0.1:15300 --backend aio --quiet 2>/dev/null & P_aio=$!
-taskset -c 0 $A proxy --listen 127.0.0.1:17111 --upstream 127.0.0.1:15300 --backend epoll --quiet 2>/dev/null & P_epoll=$!
-taskset -c 0 $A proxy --listen 127.0.0.1:17112 --upstream 127.0.0.1:15300 --backend uring --quiet 2>/dev/null & P_uring=$!
-sed 's/16400/15300/; s/17300/17310/' /tmp/pxbench/haproxy.cfg > /tmp/pxbench/haproxy-iperf.cfg
-taskset -c 0 haproxy -f /tmp/pxbench/haproxy-iperf.cfg -db > /dev/null 2>&1 & P_haproxy=$!
+source "$(dirname "$0")/common.sh"
+ROUNDS=${ROUNDS:-3}
+SECONDS_EACH=${SECONDS_EACH:-3}
+SERVER_CORE=${SERVER_CORE:-1}
+taskset -c "$SERVER_CORE" iperf3 -s -p 15300 > /dev/null 2>&1 &
+declare -A PORT=([direct]=15300) PID=([direct]=$!)
+start_proxy() { # name port args...
+    local name=$1 port=$2
+    shift 2
+    taskset -c 0 "$A" proxy --listen 127.0.0.1:$port --upstream 127.0.0.1:15300 --quiet "$@" 2>/dev/null &
+    PID[$name]=$!
+    PORT[$name]=$port
+}
+start_proxy aio 17110 --backend aio
+start_proxy aio-64k 17111 --backend aio --bulk-buffer-size 64K
+start_proxy epoll 17112 --backend epoll
+start_proxy uring 17113 --backend uring
+targets="aio aio-64k epoll uring"
+if command -v haproxy > /dev/null; then
+    taskset -c 0 haproxy -f "$(haproxy_config 17310 15300)" -db > /dev/null 2>&1 &
+    PID[haproxy]=$!
+    PORT[haproxy]=17310
+    targets="$targets haproxy"
+fi
 sleep 0.5
-declare -A PORT=([direct]=15300 [aio]=17110 [epoll]=17111 [uring]=17112 [haproxy]=17310)
-declare -A PID=([direct]=$IS [aio]=$P_aio [epoll]=$P_epoll [uring]=$P_uring [haproxy]=$P_haproxy)
-for r in $(seq 1 $ROUNDS); do
-  for t in aio epoll uring haproxy direct; do
-    for dir in up down; do
-      flag=""; [ $dir = down ] && flag="-R"
-      perf stat -e raw_syscalls:sys_enter -x, -o /tmp/pxbench/perf.$t -p ${PID[$t]} &
-      PERF=$!
-      sleep 0.2
-      json=$(taskset -c 1 iperf3 -c 127.0.0.1 -p ${PORT[$t]} -t 3 $flag -J)
-      kill -INT $PERF; wait $PERF 2>/dev/null
-      sc=$(grep raw_syscalls /tmp/pxbench/perf.$t | cut -d, -f1)
-      read bps bytes < <(echo "$json" | python3 -c 'import json,sys; d=json.load(sys.stdin)["end"]["sum_received"]; print(d["bits_per_second"], d["bytes"])')
-      echo "$r $t $dir $(echo "scale=2; $bps/1000000000" | bc) $(echo "scale=2; $sc * 1048576 / $bytes" | bc)"
+for r in $(seq 1 "$ROUNDS"); do
+    for t in $targets direct; do
+        for dir in up down; do
+            flag=""
+            [ $dir = down ] && flag="-R"
+            syscalls_of ${PID[$t]} taskset -c 1 iperf3 -c 127.0.0.1 -p ${PORT[$t]} -t "$SECONDS_EACH" \
+                -l 64K $flag -J > "$work/iperf.json"
+            python3 - "$r" "$t" "$dir" "$(cat "$work/syscalls")" "$work/iperf.json" <<'PY'
+import json, sys
+r, t, d, calls, path = sys.argv[1:]
+end = json.load(open(path))["end"]["sum_received"]
+print(f"{r} {t} {d} {end['bits_per_second'] / 1e9:.2f} {int(calls) * 1048576 / end['bytes']:.2f}")
+PY
+        done
     done
-  done
 done
-kill $P_aio $P_epoll $P_uring $P_haproxy $IS
-wait 2>/dev/null

@@ -3,6 +3,7 @@
 // What the proxy's coroutines share about one client: its two streams, the readiness waits pending
 // on them, when a byte last moved, and how many of the pair's tasks still run.
 
+#include <algorithm>
 #include <coroutine>
 #include <cstdint>
 #include <memory>
@@ -22,15 +23,21 @@ namespace aioloop::apps::detail {
 
 /// One loop's proxy state, shared by its pairs.
 struct proxy_shared {
+    static constexpr std::size_t bulk_buffers_kept = 4;
+
     proxy_options options;
     buffer_pool pool;
+    /// Bulk transfers' bigger buffers; few are kept idle, since a bulk burst is rare and each big.
+    buffer_pool bulk_pool;
     /// Wait for readability before borrowing a buffer (aio, epoll). On io_uring the wait would be
-    /// one more SQE and one more turn, so there the read itself waits, holding its buffer.
+    /// one more SQE and one more turn, so there the read itself waits, holding its buffer for a
+    /// while (buffered_read_patience).
     bool wait_before_read;
 
     proxy_shared(proxy_options opts, bool wait)
         : options(std::move(opts))
         , pool(options.buffer_size)
+        , bulk_pool(std::max(options.buffer_size, options.bulk_buffer_size), bulk_buffers_kept)
         , wait_before_read(wait) {}
 };
 

@@ -19,6 +19,7 @@ struct proxy_args {
     unsigned connect_timeout_ms = 5000;
     unsigned idle_timeout_ms = 0;
     std::size_t buffer_size = 64 * 1024;
+    std::size_t bulk_buffer_size = 256 * 1024;
 };
 
 } // namespace
@@ -44,9 +45,16 @@ void add_proxy_command(CLI::App& app, int& exit_code) {
                      args->idle_timeout_ms,
                      "close a pair that moved no byte either way for this long; 0: never")
         ->capture_default_str();
+    command->add_option("--buffer-size", args->buffer_size, "bytes read at once per direction")
+        ->transform(CLI::AsSizeValue(false))
+        ->check(CLI::Range(std::size_t{512}, std::size_t{16} << 20))
+        ->capture_default_str();
     command
-        ->add_option(
-            "--buffer-size", args->buffer_size, "bytes read at once per direction (64K: 65536)")
+        ->add_option("--bulk-buffer-size",
+                     args->bulk_buffer_size,
+                     "bytes read at once by a direction whose last read filled its buffer; at "
+                     "most --buffer-size: never grow")
+        ->transform(CLI::AsSizeValue(false))
         ->check(CLI::Range(std::size_t{512}, std::size_t{16} << 20))
         ->capture_default_str();
     command->callback([options, args, &exit_code] {
@@ -62,6 +70,7 @@ void add_proxy_command(CLI::App& app, int& exit_code) {
         proxy.connect_timeout = std::chrono::milliseconds(args->connect_timeout_ms);
         proxy.idle_timeout = std::chrono::milliseconds(args->idle_timeout_ms);
         proxy.buffer_size = args->buffer_size;
+        proxy.bulk_buffer_size = args->bulk_buffer_size;
         exit_code = apps::run_server(config, apps::make_proxy_handler(std::move(proxy)));
     });
 }

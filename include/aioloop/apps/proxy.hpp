@@ -25,6 +25,10 @@ struct proxy_options {
     std::chrono::milliseconds idle_timeout{0};
     /// Bytes read at once per direction; a direction holds at most two while a bulk transfer runs.
     std::size_t buffer_size = 64 * 1024;
+    /// Bytes read at once by a direction whose last read filled its buffer (a bulk transfer):
+    /// bigger reads and writes carry more bytes per io_submit. Not above `buffer_size`: never
+    /// grow.
+    std::size_t bulk_buffer_size = 256 * 1024;
 };
 
 /// A handler factory for run_server(). Counters: bytes_in is what clients sent, bytes_out what they
