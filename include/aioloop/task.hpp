@@ -42,6 +42,8 @@ public:
     void set_continuation(std::coroutine_handle<> continuation) noexcept {
         continuation_ = continuation;
     }
+    /// Who awaits this coroutine (null while nobody does).
+    std::coroutine_handle<> continuation() const noexcept { return continuation_; }
 
 protected:
     void rethrow_if_failed() {

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <coroutine>
+#include <optional>
 #include <span>
 #include <stop_token>
 
@@ -26,8 +27,11 @@ using namespace std::chrono_literals;
 // io_uring every read (a readiness wait first would be one more SQE and turn per message).
 constexpr auto buffered_read_patience = 20ms;
 
-// A write started now and awaited later, so that the read issued meanwhile joins it in the same
-// turn. Its frame must be awaited before it is destroyed: a pending write would resume it.
+// A write started now and awaited later, so that the read (or readiness wait) issued meanwhile
+// joins it in the same turn. Awaited, it is destroyed by its owner; if it ends before anyone
+// awaits it, it leaves its result in its owner and frees its frame at once, so that a direction
+// whose last write ended holds no frame for it while it waits, however long. A pending one must
+// be awaited before its owner goes: the write would resume a frame that is gone.
 class write_job {
 public:
     struct promise_type : aioloop::detail::promise_base {
@@ -37,14 +41,41 @@ public:
         // Eager: the write is queued before the caller goes on to queue its read.
         std::suspend_never initial_suspend() noexcept { return {}; }
         void return_value(result<std::size_t> r) noexcept { value = r; }
+
+        struct final_awaiter {
+            bool await_ready() noexcept { return false; }
+            std::coroutine_handle<>
+            await_suspend(std::coroutine_handle<promise_type> done) noexcept {
+                promise_type& p = done.promise();
+                if (p.continuation()) {
+                    return p.continuation(); // awaited: the owner reads the value, then destroys
+                }
+                write_job* owner = p.owner;
+                owner->value_ = p.value;
+                owner->handle_ = {};
+                done.destroy();
+                return std::noop_coroutine();
+            }
+            void await_resume() noexcept {}
+        };
+        final_awaiter final_suspend() noexcept { return {}; }
+
         result<std::size_t> value{0};
+        write_job* owner = nullptr; // follows the job object through its moves
     };
     using handle = std::coroutine_handle<promise_type>;
 
     explicit write_job(handle h) noexcept
-        : handle_(h) {}
+        : handle_(h) {
+        handle_.promise().owner = this;
+    }
     write_job(write_job&& other) noexcept
-        : handle_(std::exchange(other.handle_, {})) {}
+        : handle_(std::exchange(other.handle_, {}))
+        , value_(other.value_) {
+        if (handle_) {
+            handle_.promise().owner = this;
+        }
+    }
     write_job& operator=(write_job&&) = delete;
     ~write_job() {
         if (handle_) {
@@ -52,14 +83,17 @@ public:
         }
     }
 
-    bool await_ready() const noexcept { return handle_.done(); }
+    bool await_ready() const noexcept { return !handle_ || handle_.done(); }
     void await_suspend(std::coroutine_handle<> waiter) noexcept {
         handle_.promise().set_continuation(waiter);
     }
-    result<std::size_t> await_resume() const noexcept { return handle_.promise().value; }
+    result<std::size_t> await_resume() const noexcept {
+        return handle_ ? handle_.promise().value : value_;
+    }
 
 private:
     handle handle_;
+    result<std::size_t> value_{0}; // the result, once the frame is gone
 };
 
 write_job start_write(net::tcp_stream* to, std::span<const std::byte> data, std::stop_token token) {
@@ -71,6 +105,13 @@ write_job start_write(net::tcp_stream* to, std::span<const std::byte> data, std:
 // How a transfer ended: more to come, silent for a while (wait for readiness before the next
 // read, holding no buffer), or the direction is over.
 enum class moved { more, went_idle, over };
+
+// ...and the write of its last chunk, when it is still going: the direction's readiness wait for
+// the next bytes joins it in the same turn.
+struct transfer_end {
+    moved outcome;
+    std::optional<write_job> last_write;
+};
 
 // What a read's outcome asks the direction to do.
 enum class after_read { carry_on, stop };
@@ -109,17 +150,31 @@ bool check_write(proxy_pair& pair, side from, const result<std::size_t>& sent) {
     return true;
 }
 
+// The last chunk's write, owning its buffer, which goes back to the pool the moment the write
+// ends (a local of the body, not a parameter kept in the frame). Settled here, so that a failed
+// write breaks the pair at once, cancelling the readiness wait pending beside it.
+write_job start_last_write(proxy_pair* pair, side from, buffer_pool::buffer buf, std::size_t n) {
+    buffer_pool::buffer owned = std::move(buf);
+    auto writing = pair->stream(other(from))
+                       .write(owned.span().first(n))
+                       .with_stop_token(pair->context().abort);
+    auto sent = co_await std::move(writing);
+    check_write(*pair, from, sent);
+    co_return sent;
+}
+
 // Moves what is there now: reads (and, while reads fill the buffer, keeps reading as it writes),
 // writes it all. False when the direction is over. A task of its own so that its frame, with the
 // buffers and awaitables of a transfer, exists only while bytes are in flight.
-task<moved> move_bytes(proxy_pair* pair, side from) {
+task<transfer_end> move_bytes(proxy_pair* pair, side from) {
     net::tcp_stream& src = pair->stream(from);
     net::tcp_stream& dst = pair->stream(other(from));
     buffer_pool& pool = pair->shared().pool;
     buffer_pool& bulk_pool = pair->shared().bulk_pool;
     const bool wait_first = pair->shared().wait_before_read;
     if (!src.is_open() || !dst.is_open()) {
-        co_return moved::over; // closed by the other direction while this one waited
+        co_return transfer_end{moved::over,
+                               {}}; // closed by the other direction while this one waited
     }
     buffer_pool::buffer buf = pool.acquire();
     auto reading = src.read(buf.span());
@@ -129,10 +184,10 @@ task<moved> move_bytes(proxy_pair* pair, side from) {
     }
     auto n = co_await std::move(reading);
     if (!n && n.error() == std::errc::timed_out) {
-        co_return moved::went_idle;
+        co_return transfer_end{moved::went_idle, {}};
     }
     if (check_read(*pair, from, n) == after_read::stop) {
-        co_return moved::over;
+        co_return transfer_end{moved::over, {}};
     }
     // Bulk: write this chunk while the next one is read, in the same turn.
     // Still bulk while reads bring at least a plain buffer's worth; a bigger bulk buffer need not
@@ -147,36 +202,53 @@ task<moved> move_bytes(proxy_pair* pair, side from) {
         auto more = co_await std::move(reading_more);
         auto sent = co_await job;
         if (!check_write(*pair, from, sent)) {
-            co_return moved::over;
+            co_return transfer_end{moved::over, {}};
         }
         if (!more && more.error() == std::errc::timed_out) {
-            co_return moved::went_idle; // nothing came: back to waiting without a buffer
+            co_return transfer_end{moved::went_idle,
+                                   {}}; // nothing came: back to waiting without a buffer
         }
         if (check_read(*pair, from, more) == after_read::stop) {
-            co_return moved::over;
+            co_return transfer_end{moved::over, {}};
         }
         buf = std::move(next);
         n = more;
     }
     if (!src.is_open() || !dst.is_open()) {
-        co_return moved::over;
+        co_return transfer_end{moved::over, {}};
+    }
+    if (wait_first) {
+        // The direction waits for readiness next: that wait and this write go out together.
+        write_job last = start_last_write(pair, from, std::move(buf), *n);
+        co_return transfer_end{moved::more, std::move(last)};
     }
     auto writing = dst.write(buf.span().first(*n));
     auto sent = co_await std::move(writing);
-    co_return check_write(*pair, from, sent) ? moved::more : moved::over;
+    co_return transfer_end{check_write(*pair, from, sent) ? moved::more : moved::over, {}};
 }
 
 // An idle direction is this frame and one pending readiness wait, no buffer.
 task<void> forward_bytes(proxy_pair* pair, side from) {
     net::tcp_stream& src = pair->stream(from);
     bool idle = false;
+    // The last chunk's write, still going while the wait for the next bytes starts beside it; it
+    // must end before the next read, so that a slow receiver holds the sender back.
+    std::optional<write_job> writing;
     for (;;) {
         if (!src.is_open() || !pair->stream(other(from)).is_open()) {
-            co_return;
+            break;
         }
         if (pair->shared().wait_before_read || idle) {
             auto waiting = pair->owner().fd_readable(src.fd()).tracked_by(pair->wait_slot(from));
             auto ready = co_await std::move(waiting);
+            if (writing) {
+                write_job& last = *writing; // named: GCC would copy `*writing` into the frame
+                auto sent = co_await last;
+                writing.reset();
+                if (!sent) {
+                    co_return; // settled (and the pair broken if it failed) by the write itself
+                }
+            }
             if (!ready) {
                 if (ready.error() != std::errc::operation_canceled) {
                     pair->break_pair(from, ready.error(), "wait for");
@@ -185,11 +257,18 @@ task<void> forward_bytes(proxy_pair* pair, side from) {
             }
         }
         auto moving = move_bytes(pair, from);
-        moved outcome = co_await std::move(moving);
-        if (outcome == moved::over) {
-            co_return;
+        transfer_end end = co_await std::move(moving);
+        if (end.last_write) {
+            writing.emplace(std::move(*end.last_write));
         }
-        idle = outcome == moved::went_idle;
+        if (end.outcome == moved::over) {
+            break;
+        }
+        idle = end.outcome == moved::went_idle;
+    }
+    if (writing) {
+        write_job& last = *writing; // its frame resumes this one when it ends: must not outlive it
+        co_await last;
     }
 }
 
