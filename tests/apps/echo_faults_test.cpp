@@ -139,12 +139,6 @@ TEST_P(EchoFaults, SurvivesRunningOutOfFileDescriptors) {
     // build runs this test; tests/net/emfile_test.cpp covers EMFILE in-process under ASan.
     GTEST_SKIP() << "sanitizer build: UBSan needs free fds in the server under test";
 #endif
-    if (GetParam() == backend_kind::uring) {
-        // Open bug: in a fresh-clone CI run the queued connection was reset at once on uring
-        // (recv -1 after 27 ms) instead of being echoed; it passed in earlier runs. Under
-        // investigation; aio and epoll pass.
-        GTEST_SKIP() << "uring: queued connection reset after EMFILE in one CI run (open bug)";
-    }
     std::vector<std::string> command = args({});
     command.insert(command.begin(), {"prlimit", "--nofile=40", "--", AIOLOOP_TOOL_PATH});
     aioloop::testing::child_process server(command);
