@@ -1,5 +1,5 @@
-// The benchmark's figures for people (a line per run, a table of medians and spreads) and for
-// machines (JSON with every figure of every run).
+// The benchmark's figures for people: a line per run, a table of medians and spreads per
+// connection count, and with a sweep, a compact table over the counts.
 
 #include <algorithm>
 #include <cmath>
@@ -23,9 +23,10 @@ std::array<double, 3> spread(std::vector<double> v) {
     return {median, v.front(), v.back()};
 }
 
-const bench_summary* find(const std::vector<bench_summary>& all, const std::string& name) {
+const bench_summary*
+find(const std::vector<bench_summary>& all, const std::string& name, unsigned connections) {
     for (const auto& s : all) {
-        if (s.server == name && s.ok_rounds > 0) {
+        if (s.server == name && s.connections == connections && s.ok_rounds > 0) {
             return &s;
         }
     }
@@ -36,48 +37,24 @@ std::string ratio(double x, double base) {
     return base > 0 ? fmt::format("{:.2f}", x / base) : std::string("-");
 }
 
-std::string json_number(double x) {
-    return std::isfinite(x) ? fmt::format("{}", x) : std::string("null");
-}
-
-std::string json_string(const std::string& s) {
-    std::string out = "\"";
-    for (char c : s) {
-        if (c == '"' || c == '\\') {
-            out += '\\';
-            out += c;
-        } else if (static_cast<unsigned char>(c) < 0x20) {
-            out += fmt::format("\\u{:04x}", c);
-        } else {
-            out += c;
-        }
-    }
-    return out + "\"";
-}
-
-std::string json_triple(const std::array<double, 3>& t) {
-    return fmt::format("{{\"median\":{},\"min\":{},\"max\":{}}}",
-                       json_number(t[0]),
-                       json_number(t[1]),
-                       json_number(t[2]));
-}
-
 } // namespace
 
 std::vector<bench_summary> summarize(const std::vector<bench_sample>& samples) {
     std::vector<bench_summary> out;
-    std::vector<std::string> order;
+    std::vector<std::pair<unsigned, std::string>> order;
     for (const auto& s : samples) {
-        if (std::find(order.begin(), order.end(), s.server) == order.end()) {
-            order.push_back(s.server);
+        std::pair key{s.connections, s.server};
+        if (std::find(order.begin(), order.end(), key) == order.end()) {
+            order.push_back(key);
         }
     }
-    for (const auto& name : order) {
+    for (const auto& [connections, name] : order) {
         bench_summary sum;
         sum.server = name;
-        std::vector<double> rps, p50, p99, p999, sys, cpu, batch, ring;
+        sum.connections = connections;
+        std::vector<double> rps, p50, p99, p999, sys, cpu, batch, ring, client;
         for (const auto& s : samples) {
-            if (s.server != name) {
+            if (s.server != name || s.connections != connections) {
                 continue;
             }
             if (!s.ok) {
@@ -93,6 +70,7 @@ std::vector<bench_summary> summarize(const std::vector<bench_sample>& samples) {
             p999.push_back(s.p999_us);
             sys.push_back(s.syscalls_per_request);
             cpu.push_back(s.cpu_us_per_request);
+            client.push_back(s.client_cpu_percent);
             if (s.io_submit_calls > 0) {
                 batch.push_back(s.iocbs_submitted / s.io_submit_calls);
             }
@@ -108,6 +86,7 @@ std::vector<bench_summary> summarize(const std::vector<bench_sample>& samples) {
         sum.cpu_us = spread(cpu);
         sum.iocbs_per_submit = spread(batch)[0];
         sum.ring_share = spread(ring)[0];
+        sum.client_cpu_percent = spread(client);
         out.push_back(std::move(sum));
     }
     return out;
@@ -115,51 +94,72 @@ std::vector<bench_summary> summarize(const std::vector<bench_sample>& samples) {
 
 std::string format_bench_sample(const bench_sample& s) {
     if (!s.ok) {
-        return fmt::format("round {} {:<10} {}", s.round, s.server, s.error);
+        return fmt::format(
+            "round {} {:<10} {:>5} conn  {}", s.round, s.server, s.connections, s.error);
     }
     std::string line = fmt::format(
-        "round {} {:<10} {:>9.0f} req/s  p50 {:.0f} p99 {:.0f} p99.9 {:.0f} us  {:.3f} syscalls/req"
-        "  {:.2f} us cpu/req",
+        "round {} {:<10} {:>5} conn {:>9.0f} req/s  p50 {:.0f} p99 {:.0f} p99.9 {:.0f} us  "
+        "{:.3f} syscalls/req  {:.2f} us cpu/req  client {:.0f}%",
         s.round,
         s.server,
+        s.connections,
         s.requests_per_second,
         s.p50_us,
         s.p99_us,
         s.p999_us,
         s.syscalls_per_request,
-        s.cpu_us_per_request);
-    if (s.has_metrics) {
+        s.cpu_us_per_request,
+        s.client_cpu_percent);
+    if (s.has_upstream) {
+        line += fmt::format("  (upstream answered {:.0f}, client counted {})",
+                            s.upstream_requests,
+                            s.client_requests);
+    } else if (s.has_metrics) {
         line += fmt::format(
             "  (server answered {:.0f}, client counted {})", s.server_requests, s.client_requests);
+    }
+    if (!std::isnan(s.server_wait_percent) && !std::isnan(s.client_wait_percent)) {
+        line += fmt::format("  waited for a CPU: server {:.0f}% client {:.0f}%",
+                            s.server_wait_percent,
+                            s.client_wait_percent);
+    }
+    if (!std::isnan(s.server_core_percent)) {
+        line += fmt::format("  core0 {:.0f}% (softirq {:.0f}%) core1 {:.0f}%",
+                            s.server_core_percent,
+                            s.server_core_softirq_percent,
+                            s.client_core_percent);
+    }
+    if (s.client_cpu_percent > client_bound_percent) {
+        line += "  CLIENT-BOUND";
     }
     return line;
 }
 
-std::string format_bench_table(const bench_report& report) {
+namespace {
+
+// The table of one connection count: a row per server, ratios against epoll at that count.
+std::string count_table(const bench_report& report, unsigned connections) {
     const auto& c = report.config;
-    std::string out = fmt::format("{} rounds, {} connections, {}-byte messages, {} ms each, {}{}\n",
-                                  c.rounds,
-                                  c.connections,
-                                  c.size,
-                                  c.duration.count(),
-                                  c.rate > 0 ? fmt::format("open loop at {} req/s", c.rate)
-                                             : std::string("closed loop"),
-                                  c.pin ? ", server on core 0, load on core 1" : ", not pinned");
-    out += fmt::format("{:<10} {:>19} {:>8} {:>8} {:>8} {:>17} {:>17} {:>7} {:>6} {:>7} {:>7}\n",
-                       "server",
-                       "req/s (min-max)",
-                       "p50 us",
-                       "p99 us",
-                       "p99.9us",
-                       "syscalls/req",
-                       "cpu us/req",
-                       "iocb/sb",
-                       "ring%",
-                       "sys/ep",
-                       "cpu/ep");
-    const bench_summary* epoll = find(report.summaries, "epoll");
-    const bench_summary* ref_epoll = find(report.summaries, "ref-epoll");
+    std::string out =
+        fmt::format("{:<10} {:>19} {:>8} {:>8} {:>8} {:>17} {:>17} {:>7} {:>6} {:>7} {:>7} {:>7}\n",
+                    "server",
+                    "req/s (min-max)",
+                    "p50 us",
+                    "p99 us",
+                    "p99.9us",
+                    "syscalls/req",
+                    "cpu us/req",
+                    "iocb/sb",
+                    "ring%",
+                    "sys/ep",
+                    "cpu/ep",
+                    "client%");
+    const bench_summary* epoll = find(report.summaries, "epoll", connections);
+    const bench_summary* ref_epoll = find(report.summaries, "ref-epoll", connections);
     for (const auto& s : report.summaries) {
+        if (s.connections != connections) {
+            continue;
+        }
         if (s.ok_rounds == 0) {
             out += fmt::format(
                 "{:<10} {}\n", s.server, s.skipped.empty() ? "no round succeeded" : s.skipped);
@@ -168,7 +168,7 @@ std::string format_bench_table(const bench_report& report) {
         const bench_summary* base = s.server.starts_with("ref-") ? ref_epoll : epoll;
         out += fmt::format(
             "{:<10} {:>7.0f} ({:.0f}-{:.0f}) {:>8.0f} {:>8.0f} {:>8.0f} {:>5.3f} ({:.2f}-{:.2f}) "
-            "{:>5.2f} ({:.2f}-{:.2f}) {:>7} {:>6} {:>7} {:>7}\n",
+            "{:>5.2f} ({:.2f}-{:.2f}) {:>7} {:>6} {:>7} {:>7} {:>7.0f}\n",
             s.server,
             s.rps[0],
             s.rps[1],
@@ -185,7 +185,8 @@ std::string format_bench_table(const bench_report& report) {
             s.iocbs_per_submit > 0 ? fmt::format("{:.1f}", s.iocbs_per_submit) : "-",
             s.iocbs_per_submit > 0 ? fmt::format("{:.1f}", s.ring_share * 100) : "-",
             base ? ratio(s.sys_per_req[0], base->sys_per_req[0]) : "-",
-            base ? ratio(s.cpu_us[0], base->cpu_us[0]) : "-");
+            base ? ratio(s.cpu_us[0], base->cpu_us[0]) : "-",
+            s.client_cpu_percent[0]);
     }
     double kpti = report.syscall_ns + c.kpti_extra_ns;
     out += fmt::format("one system call (getppid) costs {:.0f} ns here; projection for a host "
@@ -194,7 +195,8 @@ std::string format_bench_table(const bench_report& report) {
                        kpti,
                        c.kpti_extra_ns);
     for (const auto& s : report.summaries) {
-        if (s.ok_rounds == 0 || !epoll || s.server == "epoll" || s.server.starts_with("ref-")) {
+        if (s.connections != connections || s.ok_rounds == 0 || !epoll || s.server == "epoll" ||
+            s.server.starts_with("ref-")) {
             continue;
         }
         double saved = epoll->sys_per_req[0] - s.sys_per_req[0];
@@ -211,93 +213,112 @@ std::string format_bench_table(const bench_report& report) {
     return out;
 }
 
-std::string format_bench_json(const bench_report& report) {
-    const auto& c = report.config;
-    std::string out = "{";
-    out += fmt::format(
-        "\"scenario\":{},\"connections\":{},\"size\":{},\"duration_ms\":{},\"rounds\":{},"
-        "\"pin\":{},\"rate\":{},\"syscall_ns\":{},\"kpti_extra_ns\":{},",
-        json_string(c.scenario),
-        c.connections,
-        c.size,
-        c.duration.count(),
-        c.rounds,
-        c.pin ? "true" : "false",
-        json_number(c.rate),
-        json_number(report.syscall_ns),
-        json_number(c.kpti_extra_ns));
-    out += "\"runs\":[";
-    bool first = true;
+// A line per round in which the load generator, not the server, set the pace.
+std::string client_bound_warnings(const bench_report& report) {
+    std::string out;
+    std::size_t shared = 0, ok = 0;
     for (const auto& s : report.samples) {
-        out += first ? "" : ",";
-        first = false;
-        out += fmt::format(
-            "{{\"server\":{},\"round\":{},\"ok\":{},\"error\":{},\"requests_per_second\":{},"
-            "\"client_requests\":{},\"client_bytes\":{},\"client_errors\":{},"
-            "\"latency_us\":{{\"p50\":{},\"p99\":{},\"p99_9\":{}}},\"syscalls\":{},"
-            "\"syscalls_per_request\":{},\"cpu_us_per_request\":{},"
-            "\"client_cpu_us_per_request\":{}",
-            json_string(s.server),
-            s.round,
-            s.ok ? "true" : "false",
-            json_string(s.error),
-            json_number(s.requests_per_second),
-            s.client_requests,
-            s.client_bytes,
-            s.client_errors,
-            json_number(s.p50_us),
-            json_number(s.p99_us),
-            json_number(s.p999_us),
-            s.syscalls,
-            json_number(s.syscalls_per_request),
-            json_number(s.cpu_us_per_request),
-            json_number(s.client_cpu_us_per_request));
-        if (s.has_metrics) {
+        if (s.ok && s.client_cpu_percent > client_bound_percent) {
             out += fmt::format(
-                ",\"server_metrics\":{{\"requests\":{},\"bytes_out\":{},\"loop_syscalls\":{},"
-                "\"io_submit\":{},\"iocbs_submitted\":{},\"events_ring\":{},"
-                "\"events_syscall\":{}}}",
-                json_number(s.server_requests),
-                json_number(s.server_bytes_out),
-                json_number(s.loop_syscalls),
-                json_number(s.io_submit_calls),
-                json_number(s.iocbs_submitted),
-                json_number(s.events_ring),
-                json_number(s.events_syscall));
+                "warning: round {} of {} at {} connections: the load generator was busy {:.0f} % "
+                "of its core, so this round's figures are client-bound (the server may be faster "
+                "than shown)\n",
+                s.round,
+                s.server,
+                s.connections,
+                s.client_cpu_percent);
         }
-        out += "}";
+        // The load's core busy while the load itself was not: other processes ran there, and
+        // the figures are the machine's noise as much as the server's.
+        if (s.ok && s.client_core_percent > client_bound_percent &&
+            s.client_cpu_percent < s.client_core_percent / 2) {
+            ++shared;
+        }
+        ok += s.ok ? 1 : 0;
     }
-    out += "],\"summary\":[";
-    first = true;
-    const bench_summary* epoll = find(report.summaries, "epoll");
-    for (const auto& s : report.summaries) {
-        out += first ? "" : ",";
-        first = false;
+    if (shared > 0) {
         out += fmt::format(
-            "{{\"server\":{},\"ok_rounds\":{},\"skipped\":{},\"requests_per_second\":{},"
-            "\"p50_us\":{},\"p99_us\":{},\"p99_9_us\":{},\"syscalls_per_request\":{},"
-            "\"cpu_us_per_request\":{},\"iocbs_per_io_submit\":{},\"ring_share\":{}",
-            json_string(s.server),
-            s.ok_rounds,
-            json_string(s.skipped),
-            json_triple(s.rps),
-            json_triple(s.p50),
-            json_triple(s.p99),
-            json_triple(s.p999),
-            json_triple(s.sys_per_req),
-            json_triple(s.cpu_us),
-            json_number(s.iocbs_per_submit),
-            json_number(s.ring_share));
-        if (epoll && s.ok_rounds > 0 && epoll->sys_per_req[0] > 0 && epoll->cpu_us[0] > 0) {
-            out += fmt::format(",\"vs_epoll\":{{\"syscalls_per_request\":{},"
-                               "\"cpu_us_per_request\":{},\"requests_per_second\":{}}}",
-                               json_number(s.sys_per_req[0] / epoll->sys_per_req[0]),
-                               json_number(s.cpu_us[0] / epoll->cpu_us[0]),
-                               json_number(s.rps[0] / epoll->rps[0]));
-        }
-        out += "}";
+            "warning: in {} of {} runs core 1 was over {:.0f} % busy while the load generator used "
+            "under half of it: other processes shared the cores, so req/s and latency carry "
+            "their noise (system calls per request do not)\n",
+            shared,
+            ok,
+            client_bound_percent);
     }
-    return out + "]}";
+    return out;
+}
+
+} // namespace
+
+std::string format_bench_table(const bench_report& report) {
+    const auto& c = report.config;
+    auto counts = connection_counts(c);
+    std::string list;
+    for (unsigned n : counts) {
+        list += (list.empty() ? "" : ",") + std::to_string(n);
+    }
+    std::string out = fmt::format("{} rounds, {} connections, {}-byte {}, {} ms each, {}{}\n",
+                                  c.rounds,
+                                  list,
+                                  c.size,
+                                  c.scenario == "http" ? "file" : "messages",
+                                  c.duration.count(),
+                                  c.rate > 0 ? fmt::format("open loop at {} req/s", c.rate)
+                                             : std::string("closed loop"),
+                                  c.pin ? ", server on core 0, load on core 1" : ", not pinned");
+    if (!report.note.empty()) {
+        out += c.scenario + ": " + report.note + "\n";
+    }
+    for (unsigned n : counts) {
+        if (counts.size() > 1) {
+            out += fmt::format("\nat {} connections:\n", n);
+        }
+        out += count_table(report, n);
+    }
+    if (counts.size() > 1) {
+        out += "\n" + format_bench_sweep_table(report);
+    }
+    return out + client_bound_warnings(report);
+}
+
+std::string format_bench_sweep_table(const bench_report& report) {
+    auto counts = connection_counts(report.config);
+    std::string out = fmt::format("{:<10} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7}\n",
+                                  "server",
+                                  "conns",
+                                  "req/s",
+                                  "sys/req",
+                                  "cpu us/r",
+                                  "p99 us",
+                                  "cpu/ep",
+                                  "client%");
+    std::vector<std::string> servers;
+    for (const auto& s : report.summaries) {
+        if (std::find(servers.begin(), servers.end(), s.server) == servers.end()) {
+            servers.push_back(s.server);
+        }
+    }
+    for (const auto& name : servers) {
+        for (unsigned n : counts) {
+            const bench_summary* s = find(report.summaries, name, n);
+            if (!s) {
+                out += fmt::format("{:<10} {:>7} {:>9}\n", name, n, "-");
+                continue;
+            }
+            const bench_summary* epoll =
+                find(report.summaries, name.starts_with("ref-") ? "ref-epoll" : "epoll", n);
+            out += fmt::format("{:<10} {:>7} {:>9.0f} {:>9.3f} {:>9.2f} {:>9.0f} {:>9} {:>7.0f}\n",
+                               name,
+                               n,
+                               s->rps[0],
+                               s->sys_per_req[0],
+                               s->cpu_us[0],
+                               s->p99[0],
+                               epoll ? ratio(s->cpu_us[0], epoll->cpu_us[0]) : "-",
+                               s->client_cpu_percent[0]);
+        }
+    }
+    return out;
 }
 
 } // namespace aioloop::apps

@@ -67,9 +67,37 @@ bool can_connect(std::uint16_t port) {
     return ok;
 }
 
+// Binding the port ourselves first tells "in use" apart from a server that fails for another
+// reason; otherwise a connect to someone else's listener would pass for the server's.
+std::string port_in_use(std::uint16_t port) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return {};
+    }
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    std::string why;
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0 && errno == EADDRINUSE) {
+        why = "127.0.0.1:" + std::to_string(port) +
+              " is already in use by another process (ss -ltnp 'sport = :" + std::to_string(port) +
+              "' shows which); stop it or let the bench pick another port";
+    }
+    ::close(fd);
+    return why;
+}
+
 } // namespace
 
 tl::expected<server_process, std::string> server_process::start(const server_spec& spec) {
+    if (!spec.aioloop && spec.port != 0) {
+        if (auto why = port_in_use(spec.port); !why.empty()) {
+            return tl::unexpected(why);
+        }
+    }
     int err_pipe[2];
     if (::pipe2(err_pipe, O_CLOEXEC) != 0) {
         return tl::unexpected(std::string("pipe: ") + std::strerror(errno));
@@ -85,7 +113,7 @@ tl::expected<server_process, std::string> server_process::start(const server_spe
         if (spec.pin) {
             cpu_set_t set;
             CPU_ZERO(&set);
-            CPU_SET(0, &set);
+            CPU_SET(spec.core, &set);
             ::sched_setaffinity(0, sizeof(set), &set);
         }
         int in = ::open("/dev/null", O_RDWR);

@@ -83,6 +83,7 @@ load_errors& load_errors::operator+=(const load_errors& o) noexcept {
     closed += o.closed;
     timeouts += o.timeouts;
     other += o.other;
+    bad_responses += o.bad_responses;
     return *this;
 }
 
@@ -118,8 +119,12 @@ tl::expected<load_result, loop_error> run_load(const load_config& config) {
 
     // Every thread connects first; the clock starts for all at once when the last is ready.
     clock::time_point start;
-    std::barrier ready(static_cast<std::ptrdiff_t>(threads),
-                       [&start]() noexcept { start = clock::now(); });
+    std::barrier ready(static_cast<std::ptrdiff_t>(threads), [&start, &config]() noexcept {
+        if (config.on_start) {
+            config.on_start();
+        }
+        start = clock::now();
+    });
     auto body = [&](thread_state& t) {
         t.ev->block_on(detail::connect_all(&t));
         ready.arrive_and_wait();

@@ -272,6 +272,10 @@ task<void> drive_all(thread_state* t) {
     for (std::size_t slot = 0; slot < t->plans.size(); ++slot) {
         if (t->streams[slot].is_open()) {
             t->running.add();
+            if (t->config->protocol == load_protocol::http) {
+                t->ev->spawn(run_http_connection(t, slot), t->abort.get_token());
+                continue;
+            }
             t->ev->spawn(run_connection(t, slot), t->abort.get_token());
         }
     }

@@ -103,7 +103,7 @@ std::string format_json(const load_result& r) {
         R"("duration_s":{:.6f},"requests_per_second":{:.1f},"cpu_user_s":{:.6f},)"
         R"("cpu_system_s":{:.6f},"cpu_us_per_request":{:.3f},)"
         R"("errors":{{"total":{},"connect_failures":{},"mismatches":{},"resets":{},"closed":{},)"
-        R"("timeouts":{},"other":{}}},"first_error":"{}","latency":{},)"
+        R"("timeouts":{},"other":{},"bad_responses":{}}},"first_error":"{}","latency":{},)"
         R"("client_syscalls":{{{}}},"intervals":[{}]}})",
         r.backend,
         r.connections,
@@ -122,6 +122,7 @@ std::string format_json(const load_result& r) {
         e.closed,
         e.timeouts,
         e.other,
+        e.bad_responses,
         escape(r.first_error),
         latency_json(r.latency),
         syscalls,

@@ -89,6 +89,8 @@ struct thread_state {
 
 /// Connects every plan's stream, a few dozen at a time so the listener's backlog keeps up.
 task<void> connect_all(thread_state* t);
+/// One HTTP connection's requests (load_protocol::http), in load_http.cpp; signals `running`.
+task<void> run_http_connection(thread_state* t, std::size_t slot);
 /// Runs every connected plan to its end, then returns.
 task<void> drive_all(thread_state* t);
 

@@ -1,5 +1,7 @@
 #include <cstdio>
+#include <fstream>
 #include <memory>
+#include <sstream>
 #include <string>
 
 #include <fmt/format.h>
@@ -24,6 +26,8 @@ struct load_args {
     std::uint64_t seed = 1;
     unsigned interval_ms = 1000;
     bool json = false;
+    std::string http_path;
+    std::string http_body;
 };
 
 apps::load_config make_config(const load_args& args, bool duration_given) {
@@ -52,6 +56,23 @@ apps::load_config make_config(const load_args& args, bool duration_given) {
     config.loop.backend = *parse_backend_kind(args.backend);
     config.seed = args.seed;
     config.interval = std::chrono::milliseconds(args.interval_ms);
+    if (!args.http_path.empty()) {
+        if (args.http_path.front() != '/') {
+            throw CLI::ValidationError("--http",
+                                       args.http_path + ": want a path such as /index.html");
+        }
+        config.protocol = apps::load_protocol::http;
+        config.http_path = args.http_path;
+    }
+    if (!args.http_body.empty()) {
+        std::ifstream in(args.http_body, std::ios::binary);
+        std::stringstream content;
+        content << in.rdbuf();
+        if (!in) {
+            throw CLI::ValidationError("--http-body", args.http_body + ": cannot read it");
+        }
+        config.http_body = std::make_shared<const std::string>(content.str());
+    }
     return config;
 }
 
@@ -61,9 +82,10 @@ void add_load_command(CLI::App& app, int& exit_code) {
     auto args = std::make_shared<load_args>();
     CLI::App* command = app.add_subcommand(
         "load",
-        "Echo load generator: N connections send messages, check every echoed byte, and record "
-        "the latency of each request");
-    command->add_option("--connect,-c", args->connect, "HOST:PORT of the echo server")->required();
+        "Load generator: N connections send echo messages (or, with --http, GET requests on "
+        "persistent connections), check every byte that comes back, and record the latency of "
+        "each request");
+    command->add_option("--connect,-c", args->connect, "HOST:PORT of the server")->required();
     command->add_option("--connections,-n", args->connections, "connections")
         ->check(CLI::Range(1u, 1u << 20))
         ->capture_default_str();
@@ -87,6 +109,17 @@ void add_load_command(CLI::App& app, int& exit_code) {
         ->check(CLI::Range(1u, 3600000u))
         ->capture_default_str();
     command->add_flag("--json", args->json, "print the result as one JSON object too");
+    auto* http = command->add_option(
+        "--http",
+        args->http_path,
+        "HTTP/1.1 mode: GET PATH on persistent connections; a status other than 200, a short "
+        "or malformed response is an error (--size is not used)");
+    command
+        ->add_option("--http-body",
+                     args->http_body,
+                     "with --http: every body must equal this local FILE's bytes")
+        ->needs(http)
+        ->check(CLI::ExistingFile);
     command->callback([args, duration, &exit_code] {
         apps::load_config config = make_config(*args, duration->count() > 0);
         auto done = apps::run_load(config);

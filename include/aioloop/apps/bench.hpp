@@ -9,6 +9,8 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -57,6 +59,8 @@ double measure_syscall_ns(std::uint64_t calls = 1000000);
 std::optional<std::uint64_t> process_cpu_ns(pid_t pid);
 
 /// A server under test: a child process whose stderr is collected by a thread.
+struct bench_sample;
+
 struct server_spec {
     std::string name;              ///< "aio", "ref-epoll"... as reported
     std::vector<std::string> argv; ///< argv[0] is a path
@@ -64,6 +68,19 @@ struct server_spec {
     std::uint16_t port = 0;        ///< reference servers: the port given them
     std::string expect_backend;    ///< aioloop: the backend its log must name
     bool pin = false;              ///< core 0 before exec
+    unsigned core = 0;             ///< with pin: the core it runs on
+    /// Peers other than aioloop (haproxy, nginx): why it is skipped when it is not installed.
+    std::string missing;
+    /// Peers: writes their configuration for this port and connection count and returns argv
+    /// (the reference servers take the port on their command line instead); the error says why.
+    std::function<tl::expected<std::vector<std::string>, std::string>(std::uint16_t port,
+                                                                      unsigned connections)>
+        make_argv;
+    /// Scenarios: sets the load's protocol (http) before a run.
+    std::function<void(load_config&)> prepare_load;
+    /// Scenarios: called just before and after the load, e.g. to read an upstream's counters.
+    std::function<void()> before_load;
+    std::function<void(bench_sample&)> after_load;
 };
 
 class server_process {
@@ -109,6 +126,10 @@ struct bench_config {
     std::string self_exe = "/proc/self/exe";
     double kpti_extra_ns = 200; ///< assumed extra cost of a call on a KPTI host
     bool progress = true;       ///< a line per run on stderr
+    /// Sweep: every server at each of these connection counts (rounds interleaved within a
+    /// count); empty: `connections` alone.
+    std::vector<unsigned> sweep;
+    std::string command_line; ///< as the user typed it, for the plot's footnote
 };
 
 /// One server in one round.
@@ -126,6 +147,25 @@ struct bench_sample {
     double syscalls_per_request = 0;
     double cpu_us_per_request = 0; ///< server, measured window
     double client_cpu_us_per_request = 0;
+    unsigned connections = 0;          ///< this sample's connection count
+    std::uint64_t window_requests = 0; ///< answered within the measured window
+    double window_seconds = 0;         ///< from the last connection up to the deadline
+    /// The load generator's busy share of its core over its run, percent (user + system CPU of
+    /// its thread / wall time): near 100 the client, not the server, set the pace.
+    double client_cpu_percent = 0;
+    /// With --pin: how busy core 0 (the server's) and core 1 (the load's) were over the window,
+    /// whoever ran there (softirq and other tenants included), percent; NaN when not pinned.
+    double server_core_percent = std::numeric_limits<double>::quiet_NaN();
+    double server_core_softirq_percent = std::numeric_limits<double>::quiet_NaN();
+    double client_core_percent = std::numeric_limits<double>::quiet_NaN();
+    /// Share of the window the server's threads (summed) and the load generator's thread were
+    /// runnable but waiting for a CPU (schedstat's run_delay), percent: what other processes
+    /// took from them. NaN when unknown.
+    double server_wait_percent = std::numeric_limits<double>::quiet_NaN();
+    double client_wait_percent = std::numeric_limits<double>::quiet_NaN();
+    bool has_upstream = false;    ///< proxy: the upstream echo's counters over the load
+    double upstream_requests = 0; ///< messages the echo server behind the proxy answered
+    double upstream_bytes_out = 0;
     bool has_metrics = false;
     double server_requests = 0; ///< from /metrics (since start)
     double server_bytes_out = 0;
@@ -138,12 +178,14 @@ struct bench_sample {
 
 struct bench_summary {
     std::string server;
+    unsigned connections = 0;
     unsigned ok_rounds = 0;
     std::string skipped; ///< why it was not measured at all
     // median, min, max
     std::array<double, 3> rps{}, p50{}, p99{}, p999{}, sys_per_req{}, cpu_us{};
     double iocbs_per_submit = 0; ///< medians over rounds (0 when not AIO)
     double ring_share = 0;
+    std::array<double, 3> client_cpu_percent{};
 };
 
 struct bench_report {
@@ -151,15 +193,39 @@ struct bench_report {
     double syscall_ns = 0;
     std::vector<bench_sample> samples;
     std::vector<bench_summary> summaries;
+    unsigned cores = 0; ///< online CPUs when it ran
+    std::string note;   ///< the scenario's setup (the upstream, the file served), for the header
+    std::string date;   ///< UTC, when it started
 };
+
+/// The servers of the proxy and http scenarios (aioloop per backend, then haproxy or nginx),
+/// and what they share for the whole run (a temp dir, the upstream echo server), which lives as
+/// long as the specs do.
+struct bench_setup {
+    std::vector<server_spec> servers;
+    std::string note;
+};
+/// Fails when the shared part can't be set up (no temp dir, the upstream echo doesn't start).
+tl::expected<bench_setup, std::string> scenario_setup(const bench_config& config);
 
 /// Runs every round; fails only on a bad configuration (no tracepoint, --pin on one core).
 tl::expected<bench_report, std::string> run_bench(const bench_config& config);
 
-/// Medians and spread per server, in the order first seen.
+/// Above this share of its core (percent) the load generator set the pace: a round is client-bound.
+inline constexpr double client_bound_percent = 90;
+
+/// The connection counts a run covers: config.sweep, or config.connections alone.
+std::vector<unsigned> connection_counts(const bench_config& config);
+
+/// Medians and spread per connection count and server, in the order first seen.
 std::vector<bench_summary> summarize(const std::vector<bench_sample>& samples);
 std::string format_bench_sample(const bench_sample& s);
 std::string format_bench_table(const bench_report& report);
 std::string format_bench_json(const bench_report& report);
+/// The sweep table: a row per server and connection count (req/s, syscalls/req, CPU, p99).
+std::string format_bench_sweep_table(const bench_report& report);
+/// An SVG picture of the report: req/s with min-max whiskers and p99 per server, and with a
+/// sweep, req/s, p99, syscalls and CPU per request against connections (log x axis).
+std::string format_bench_svg(const bench_report& report);
 
 } // namespace aioloop::apps

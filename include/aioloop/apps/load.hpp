@@ -10,6 +10,8 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <stop_token>
 #include <string>
@@ -53,8 +55,17 @@ private:
     long double sum_ = 0;
 };
 
+/// What a connection speaks: echo (send a message, read the same bytes back) or HTTP/1.1 (GET
+/// one path on a persistent connection, check the status, the length and the body).
+enum class load_protocol { echo, http };
+
 struct load_config {
     net::address target;
+    load_protocol protocol = load_protocol::echo;
+    std::string http_path = "/"; ///< http: the path every request asks for
+    std::string http_host = "bench";
+    /// http: when set, every body must be exactly these bytes (else only the length is checked).
+    std::shared_ptr<const std::string> http_body;
     unsigned connections = 1;
     std::size_t min_size = 64; ///< message size, drawn uniformly from [min_size, max_size]
     std::size_t max_size = 64;
@@ -76,6 +87,9 @@ struct load_config {
     std::chrono::milliseconds interval{1000};
     /// Stopping it ends the run early (the results so far are kept).
     std::stop_token stop;
+    /// Called once, on one client thread, when every connection is up and the clock starts: a
+    /// caller measuring the server can leave connection setup out of its window. Must not throw.
+    std::function<void()> on_start;
 };
 
 struct load_errors {
@@ -85,8 +99,9 @@ struct load_errors {
     std::uint64_t closed = 0;     ///< the server closed a connection mid-run
     std::uint64_t timeouts = 0;   ///< unanswered at the end of the grace period
     std::uint64_t other = 0;
+    std::uint64_t bad_responses = 0; ///< http: a status other than 200, or a malformed response
     std::uint64_t total() const noexcept {
-        return connect_failures + mismatches + resets + closed + timeouts + other;
+        return connect_failures + mismatches + resets + closed + timeouts + other + bad_responses;
     }
     load_errors& operator+=(const load_errors& o) noexcept;
 };
@@ -103,7 +118,7 @@ struct load_result {
     std::string backend; ///< the client loops' backend
     unsigned connections = 0;
     std::uint64_t requests = 0;      ///< answered and checked
-    std::uint64_t bytes = 0;         ///< echoed and checked (each byte counted once)
+    std::uint64_t bytes = 0;         ///< echoed (http: body bytes) and checked, counted once
     std::uint64_t late_requests = 0; ///< open loop: sent after their scheduled time
     load_errors errors;
     std::chrono::nanoseconds duration{0}; ///< first send to last answer
