@@ -6,6 +6,8 @@ set -euo pipefail
 packages=(
   # build
   g++ cmake ninja-build pkg-config git clang-format
+  # scripts/fuzz.sh (CI): clang with libFuzzer and its sanitizer runtimes
+  clang libclang-rt-dev
   libexpected-dev libfmt-dev libcli11-dev liburing-dev libseccomp-dev
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   # real peers for tests and benchmarks

@@ -75,6 +75,22 @@ struct response_outcome {
 task<response_outcome>
 respond(net::tcp_stream* stream, std::shared_ptr<loop_state> state, request req, std::string* out);
 
+struct sendfile_outcome {
+    std::uint64_t offset = 0; ///< how far the body went out
+    bool failed = false;      ///< the connection broke, or the file shrank
+};
+
+/// Sends the head in *out without waiting (MSG_MORE), erasing what went; false when it broke.
+bool send_head_more(net::tcp_stream* stream, std::string& out);
+
+/// Sends [offset, end) of `file` with sendfile() for as long as its pages are resident; returns
+/// where it stopped (end, or the first range that needs reading).
+task<sendfile_outcome> send_resident(net::tcp_stream* stream,
+                                     std::shared_ptr<loop_state> state,
+                                     std::shared_ptr<file_entry> file,
+                                     std::uint64_t offset,
+                                     std::uint64_t end);
+
 /// Appends a complete error answer (text body) to *out; `close` adds Connection: close.
 void append_error(loop_state& state, std::string& out, int status, bool close, bool head);
 

@@ -6,6 +6,7 @@
 #include <cerrno>
 
 #include <fcntl.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -24,6 +25,39 @@ std::error_code last_error() {
     return {errno, std::system_category()};
 }
 
+// cachestat(2) (6.5+), not yet in every C library's headers; the numbers and layout are ABI.
+#ifndef __NR_cachestat
+#define __NR_cachestat 451
+#endif
+struct cachestat_range {
+    std::uint64_t off;
+    std::uint64_t len;
+};
+struct cachestat_counts {
+    std::uint64_t nr_cache;
+    std::uint64_t nr_dirty;
+    std::uint64_t nr_writeback;
+    std::uint64_t nr_evicted;
+    std::uint64_t nr_recently_evicted;
+};
+
+} // namespace
+
+bool range_resident(int fd, std::uint64_t offset, std::uint64_t length, bool unknown) noexcept {
+    if (length == 0) {
+        return true;
+    }
+    cachestat_range range{offset, length};
+    cachestat_counts counts{};
+    if (::syscall(__NR_cachestat, fd, &range, &counts, 0) != 0) {
+        return unknown;
+    }
+    std::uint64_t pages = (offset + length + 4095) / 4096 - offset / 4096;
+    return counts.nr_cache >= pages;
+}
+
+namespace {
+
 // Runs on the pool: the open, fstat and O_DIRECT reopen of a cold path.
 result<std::shared_ptr<file_entry>> open_entry(int root_fd, std::string relative, bool direct) {
     auto opened = open_beneath(root_fd, relative);
@@ -38,6 +72,9 @@ result<std::shared_ptr<file_entry>> open_entry(int root_fd, std::string relative
     entry->etag = make_etag(static_cast<std::uint64_t>(entry->st.st_size), mtime_ns);
     entry->last_modified = http_date(entry->st.st_mtim.tv_sec);
     entry->checked = clock::now();
+    // Unknown (before 6.5): assumed resident, and the loop probes with RWF_NOWAIT as before.
+    entry->resident =
+        range_resident(entry->fd, 0, static_cast<std::uint64_t>(entry->st.st_size), true);
     if (direct && entry->st.st_size > 0) {
         // Reopening our own descriptor through /proc gives the same file with its own flags.
         std::string self = fmt::format("/proc/self/fd/{}", entry->fd);
@@ -103,6 +140,10 @@ void file_cache::insert(const std::string& relative, std::shared_ptr<file_entry>
         // Responses still sending keep their entry (shared_ptr); the fd closes after them.
         map_.erase(lru_.back().first);
         lru_.pop_back();
+        ++counters_.cache_evictions;
+        if (server_counters_ != nullptr) {
+            ++server_counters_->file_cache_evictions;
+        }
     }
 }
 
@@ -110,13 +151,24 @@ task<result<std::shared_ptr<file_entry>>> file_cache::open(std::string relative)
     auto found = map_.find(relative);
     if (found != map_.end()) {
         std::shared_ptr<file_entry> entry = found->second->second;
-        if (clock::now() - entry->checked < options_.ttl) {
+        // Past its TTL but already being reopened for another request: serve it meanwhile
+        // rather than open it once per waiting request (50 connections made 80 opens a second).
+        if (clock::now() - entry->checked < options_.ttl || entry->refreshing) {
             lru_.splice(lru_.begin(), lru_, found->second);
+            ++counters_.cache_hits;
+            if (server_counters_ != nullptr) {
+                ++server_counters_->file_cache_hits;
+            }
             co_return entry;
         }
         // Past its TTL: open again (the file may have been replaced or changed), off the loop.
+        entry->refreshing = true;
     }
     ++counters_.opens;
+    ++counters_.cache_misses;
+    if (server_counters_ != nullptr) {
+        ++server_counters_->file_cache_misses;
+    }
     int root = root_fd_;
     bool direct = use_direct_;
     auto job =
@@ -144,20 +196,23 @@ file_cache::read(std::shared_ptr<file_entry> file, std::span<std::byte> buf, std
     std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(room, size - offset));
 
     // 1. The page cache, without blocking: RWF_NOWAIT (4.14) fails with EAGAIN instead of
-    //    waiting for the disk.
-    struct iovec iov {
-        buf.data(), want
-    };
-    ssize_t n = ::preadv2(file->fd, &iov, 1, static_cast<off_t>(offset), RWF_NOWAIT);
-    if (n > 0) {
-        ++counters_.nowait_hits;
-        co_return std::span<const std::byte>(buf.data(), static_cast<std::size_t>(n));
-    }
-    if (n == 0) {
-        co_return std::span<const std::byte>{}; // the file shrank under us
-    }
-    if (errno != EAGAIN && errno != EOPNOTSUPP) {
-        co_return tl::unexpected(last_error());
+    //    waiting for the disk. Only for files that were resident when opened: on a miss the
+    //    probe still queues the readahead, which is the loop's time (see file_entry::resident).
+    if (file->resident) {
+        struct iovec iov {
+            buf.data(), want
+        };
+        ssize_t n = ::preadv2(file->fd, &iov, 1, static_cast<off_t>(offset), RWF_NOWAIT);
+        if (n > 0) {
+            ++counters_.nowait_hits;
+            co_return std::span<const std::byte>(buf.data(), static_cast<std::size_t>(n));
+        }
+        if (n == 0) {
+            co_return std::span<const std::byte>{}; // the file shrank under us
+        }
+        if (errno != EAGAIN && errno != EOPNOTSUPP) {
+            co_return tl::unexpected(last_error());
+        }
     }
 
     // 2a. aio: O_DIRECT reads are truly asynchronous in io_submit; offset and length aligned.

@@ -239,6 +239,8 @@ parse_result parse_request(std::string_view bytes, const request_limits& limits)
             req.if_modified_since.assign(value);
         } else if (iequals(name, "range")) {
             req.range.assign(value);
+        } else if (iequals(name, "if-range")) {
+            req.if_range.assign(value);
         }
     }
     std::size_t consumed = bytes.size() - rest.size();
@@ -265,6 +267,8 @@ std::string_view reason_phrase(int status) noexcept {
         return "OK";
     case 206:
         return "Partial Content";
+    case 301:
+        return "Moved Permanently";
     case 304:
         return "Not Modified";
     case 400:

@@ -38,6 +38,25 @@ void append_head(
     }
 }
 
+// 301 to the target with a '/' after its path (the query kept).
+void append_redirect(loop_state& state, std::string& out, const request& req, bool head) {
+    std::size_t query = req.target.find('?');
+    std::string location = req.target.substr(0, query) + "/";
+    if (query != std::string::npos) {
+        location += req.target.substr(query);
+    }
+    std::string body = fmt::format("301 Moved Permanently: {}\n", location);
+    append_head(state, out, 301, req, nullptr);
+    fmt::format_to(std::back_inserter(out),
+                   "Location: {}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                   "Content-Length: {}\r\n\r\n",
+                   location,
+                   body.size());
+    if (!head) {
+        out += body;
+    }
+}
+
 } // namespace
 
 void append_error(loop_state& state, std::string& out, int status, bool close, bool head) {
@@ -78,6 +97,15 @@ respond(net::tcp_stream* stream, std::shared_ptr<loop_state> state, request req,
     }
     auto opening = state->cache.open(path.relative);
     result<std::shared_ptr<file_entry>> opened = co_await std::move(opening);
+    bool directory =
+        opened ? (*opened)->name != path.relative : opened.error() == std::errc::is_a_directory;
+    if (directory && !path.directory && !path.relative.empty()) {
+        // "/dir" names a directory: send the client to "/dir/", so that the index's relative
+        // links resolve inside it (as nginx and Apache do).
+        outcome.status = 301;
+        append_redirect(*state, *out, req, head);
+        co_return outcome;
+    }
     if (!opened) {
         outcome.status = status_for_open_error(opened.error());
         append_error(*state, *out, outcome.status, !outcome.keep_alive, head);
@@ -93,7 +121,7 @@ respond(net::tcp_stream* stream, std::shared_ptr<loop_state> state, request req,
         co_return outcome;
     }
     range_result range;
-    if (!req.range.empty()) {
+    if (!req.range.empty() && if_range_matches(req.if_range, file->etag, file->st.st_mtime)) {
         range = parse_range(req.range, size);
     }
     if (range.kind == range_kind::unsatisfiable) {
@@ -129,9 +157,38 @@ respond(net::tcp_stream* stream, std::shared_ptr<loop_state> state, request req,
         co_return outcome;
     }
 
-    chunk_buffer buffer(state->free_buffers, state->shared->options.chunk_size);
+    std::uint64_t offset = first;
+    std::uint64_t end = first + length;
     bool inline_body = length <= inline_body_limit;
-    if (!inline_body) {
+    if (!inline_body && file->resident) {
+        // Zero copy while the pages are in the page cache: the head with MSG_MORE, then sendfile.
+        if (!send_head_more(stream, *out)) {
+            outcome.failed = true;
+            co_return outcome;
+        }
+        if (!out->empty()) {
+            auto sending = send_all(stream,
+                                    state->shared->options.send_timeout,
+                                    std::as_bytes(std::span<const char>(out->data(), out->size())));
+            bool sent = co_await std::move(sending);
+            out->clear();
+            if (!sent) {
+                outcome.failed = true;
+                co_return outcome;
+            }
+        }
+        auto sending = send_resident(stream, state, file, offset, end);
+        sendfile_outcome sent = co_await std::move(sending);
+        if (sent.failed) {
+            outcome.failed = true;
+            co_return outcome;
+        }
+        outcome.body_bytes += sent.offset - offset;
+        offset = sent.offset;
+        if (offset == end) {
+            co_return outcome;
+        }
+    } else if (!inline_body) {
         // Headers first, so that the body chunks go out as they are read, unbuffered.
         auto sending = send_all(stream,
                                 state->shared->options.send_timeout,
@@ -143,8 +200,7 @@ respond(net::tcp_stream* stream, std::shared_ptr<loop_state> state, request req,
             co_return outcome;
         }
     }
-    std::uint64_t offset = first;
-    std::uint64_t end = first + length;
+    chunk_buffer buffer(state->free_buffers, state->shared->options.chunk_size);
     while (offset < end) {
         auto reading = state->cache.read(file, buffer.span(), offset);
         result<std::span<const std::byte>> got = co_await std::move(reading);

@@ -138,6 +138,18 @@ bool not_modified(std::string_view if_none_match,
     return false;
 }
 
+bool if_range_matches(std::string_view if_range, std::string_view etag, std::time_t mtime) {
+    std::string_view value = trim(if_range);
+    if (value.empty()) {
+        return true;
+    }
+    if (value.front() == '"' || value.substr(0, 2) == "W/") {
+        return value == etag;
+    }
+    auto date = parse_http_date(value);
+    return date && *date == mtime;
+}
+
 range_result parse_range(std::string_view header, std::uint64_t size) {
     range_result r;
     header = trim(header);

@@ -29,6 +29,11 @@ bool not_modified(std::string_view if_none_match,
                   std::string_view etag,
                   std::time_t mtime);
 
+/// Whether an If-Range value lets Range apply (RFC 9110 13.1.5): an entity tag must equal `etag`
+/// (strong comparison: a weak tag never matches), a date must equal the Last-Modified second.
+/// An empty value always does.
+bool if_range_matches(std::string_view if_range, std::string_view etag, std::time_t mtime);
+
 struct byte_range {
     std::uint64_t first = 0;
     std::uint64_t length = 0;

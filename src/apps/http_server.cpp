@@ -2,6 +2,7 @@
 // answers them in order, within a request-head timeout and an idle keep-alive timeout.
 
 #include <cerrno>
+#include <csignal>
 #include <cstdlib>
 #include <ctime>
 
@@ -125,6 +126,7 @@ task<void> linger_close(net::tcp_stream* stream, std::vector<std::byte>& scratch
 task<void>
 serve_connection(net::tcp_stream stream, connection_context ctx, std::shared_ptr<loop_state> st) {
     const http_options& options = st->shared->options;
+    st->cache.report_to(&ctx.counters); // the same server-wide counters for every connection
     std::string peer = st->shared->log != nullptr ? stream.peer().to_string() : std::string();
     std::string in;
     std::string out;
@@ -226,6 +228,14 @@ result<handler_factory> make_http_handler(http_options options) {
     }
     if (shared->log != nullptr) {
         std::setvbuf(shared->log, nullptr, _IOLBF, 0);
+    }
+    // sendfile() has no MSG_NOSIGNAL: a client gone mid-body must not kill the server. Only when
+    // nobody chose a handler (the aio backend does the same).
+    struct sigaction current {};
+    if (::sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) {
+        struct sigaction ignore {};
+        ignore.sa_handler = SIG_IGN;
+        ::sigaction(SIGPIPE, &ignore, nullptr);
     }
     options.chunk_size = std::max<std::size_t>(
         options.chunk_size / fs::dio_buffer_align * fs::dio_buffer_align, fs::dio_buffer_align);

@@ -66,6 +66,15 @@ format_prometheus(std::string_view backend, const loop_stats& stats, const app_c
     metric(
         "errors_total", "counter", "Connections ended by an error, where the server counts them.");
     out += fmt::format("aioloop_errors_total {}\n", counters.errors.load());
+    if (counters.file_cache_hits.load() + counters.file_cache_misses.load() > 0) {
+        metric("file_cache_total", "counter", "Open-file cache lookups and evictions, by result.");
+        out += fmt::format("aioloop_file_cache_total{{result=\"hit\"}} {}\n",
+                           counters.file_cache_hits.load());
+        out += fmt::format("aioloop_file_cache_total{{result=\"miss\"}} {}\n",
+                           counters.file_cache_misses.load());
+        out += fmt::format("aioloop_file_cache_total{{result=\"eviction\"}} {}\n",
+                           counters.file_cache_evictions.load());
+    }
     return out;
 }
 

@@ -346,6 +346,16 @@ int server::run() {
                    counters_.requests.load(),
                    "errors",
                    counters_.errors.load());
+        if (counters_.file_cache_hits.load() + counters_.file_cache_misses.load() > 0) {
+            fmt::print(stderr,
+                       "{:<24} {}\n{:<24} {}\n{:<24} {}\n",
+                       "file_cache_hits",
+                       counters_.file_cache_hits.load(),
+                       "file_cache_misses",
+                       counters_.file_cache_misses.load(),
+                       "file_cache_evictions",
+                       counters_.file_cache_evictions.load());
+        }
     }
     return 0;
 }

@@ -20,7 +20,7 @@ blocking_pool::~blocking_pool() {
         std::lock_guard lock(mutex_);
         stopping_ = true;
     }
-    wake_.notify_all();
+    wake_.release(static_cast<std::ptrdiff_t>(threads_.size()));
     for (auto& t : threads_) {
         t.join();
     }
@@ -31,7 +31,7 @@ void blocking_pool::submit(std::function<void()> job) {
         std::lock_guard lock(mutex_);
         jobs_.push_back(std::move(job));
     }
-    wake_.notify_one();
+    wake_.release();
 }
 
 std::uint64_t blocking_pool::jobs_run() const noexcept {
@@ -41,12 +41,15 @@ std::uint64_t blocking_pool::jobs_run() const noexcept {
 
 void blocking_pool::work() {
     for (;;) {
+        wake_.acquire();
         std::function<void()> job;
         {
-            std::unique_lock lock(mutex_);
-            wake_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+            std::lock_guard lock(mutex_);
             if (jobs_.empty()) {
-                return; // stopping, and every queued job has run
+                if (stopping_) {
+                    return; // a shutdown count, and every queued job has run
+                }
+                continue;
             }
             job = std::move(jobs_.front());
             jobs_.pop_front();

@@ -29,6 +29,14 @@ TEST(HttpRequest, ParsesGetWithHeaders) {
     EXPECT_TRUE(r.req.keep_alive);
 }
 
+TEST(HttpRequest, KeepsIfRange) {
+    parse_result r =
+        parse_request("GET /a HTTP/1.1\r\nHost: x\r\nRange: bytes=1-\r\nIf-Range: \"e1\"\r\n\r\n");
+    ASSERT_EQ(r.status, parse_status::complete);
+    EXPECT_EQ(r.req.if_range, "\"e1\"");
+    EXPECT_EQ(r.req.range, "bytes=1-");
+}
+
 TEST(HttpRequest, HeadAndBareLineFeeds) {
     parse_result r = parse_request("\r\nHEAD / HTTP/1.1\nhost: x\n\n");
     ASSERT_EQ(r.status, parse_status::complete);

@@ -27,6 +27,7 @@ struct request {
     std::string if_none_match;
     std::string if_modified_since;
     std::string range;
+    std::string if_range; ///< an ETag or a date: Range applies only if it still matches
 };
 
 enum class parse_status : std::uint8_t {

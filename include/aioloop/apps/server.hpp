@@ -46,6 +46,10 @@ struct app_counters {
     std::atomic<std::uint64_t> bytes_out{0};
     std::atomic<std::uint64_t> requests{0}; ///< where the server can count them
     std::atomic<std::uint64_t> errors{0};   ///< connections ended by an error (app-defined)
+    /// A cache of open files (`aioloop http`); printed and exported only once it was used.
+    std::atomic<std::uint64_t> file_cache_hits{0};
+    std::atomic<std::uint64_t> file_cache_misses{0};
+    std::atomic<std::uint64_t> file_cache_evictions{0};
 };
 
 /// What a connection handler gets besides its stream.

@@ -4,12 +4,12 @@
 // open(), fstat(), and buffered reads of cold files. A job runs on a pool thread and its result
 // comes back to the awaiting task through loop::post(), so the loop itself never blocks.
 
-#include <condition_variable>
 #include <coroutine>
 #include <deque>
 #include <functional>
 #include <mutex>
 #include <optional>
+#include <semaphore>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -49,7 +49,12 @@ private:
     void work();
 
     mutable std::mutex mutex_;
-    std::condition_variable wake_;
+    // Not a condition variable: glibc's pthread_cond_signal() can wait (futex) for earlier
+    // waiters to leave their group, that is, for pool threads to be scheduled, and the loop
+    // that submits must not wait for anyone (seen: 122 such waits of a SCHED_FIFO loop thread
+    // in one cold run on epoll, its longest turn 2-5 ms). A semaphore's release() never blocks.
+    // One count per queued job, plus one per thread at shutdown.
+    std::counting_semaphore<> wake_{0};
     std::deque<std::function<void()>> jobs_;
     bool stopping_ = false;
     std::uint64_t run_ = 0;
