@@ -7,8 +7,10 @@
 #include "backend/uring_backend.hpp"
 
 #include <algorithm>
+#include <cassert>
 #include <cerrno>
 #include <cstdint>
+#include <new>
 
 #include <sys/socket.h>
 
@@ -20,9 +22,16 @@ namespace {
 
 using detail::operation;
 
-// user_data of the SQEs whose completions nobody waits for: cancels, and operations withdrawn
-// from the SQ before submission (turned into NOPs). No operation lives at address 0.
-constexpr std::uint64_t ignored_tag = 0;
+// user_data of an operation's SQE is its cookie (generation << 32 | index, operation.hpp), as in
+// the aio backend: a completion for a record that was reused since names an older generation and
+// is dropped, never applied to the record's new operation, and a cancel targets one generation,
+// so the kernel can't match it to the record's next request. A cancel's own SQE carries its
+// target's cookie with cancel_bit set in the index (pools never reach 2^31 records). SQEs whose
+// completions tell nothing (operations withdrawn from the SQ, the exit's cancel-all) carry
+// ignored_tag, which no cookie equals.
+constexpr std::uint64_t cancel_bit = std::uint64_t{1} << 31;
+constexpr std::uint64_t index_mask = cancel_bit - 1;
+constexpr std::uint64_t ignored_tag = ~std::uint64_t{0};
 
 // The kernel transfers at most MAX_RW_COUNT bytes per call and an SQE's len is 32 bits: a larger
 // request becomes a partial result, which the loop already handles.
@@ -150,10 +159,47 @@ void uring_backend::prep(io_uring_sqe& sqe, operation& op, bool poll_first) noex
         // 5.19: wait for readiness before the first attempt.
         sqe.ioprio |= IORING_RECVSEND_POLL_FIRST;
     }
-    io_uring_sqe_set_data(&sqe, &op);
+    io_uring_sqe_set_data64(&sqe, op.cookie());
+}
+
+// Records live in the loop's pool, which never moves or frees them while the backend lives: the
+// index of a cookie finds its record again. Learnt at start(), so no pool has to be shared.
+bool uring_backend::remember(operation& op) noexcept {
+    if (op.index >= records_.size()) {
+        try {
+            records_.resize(std::max<std::size_t>(op.index + 1, 2 * records_.size()), nullptr);
+        } catch (const std::bad_alloc&) {
+            return false;
+        }
+    }
+    assert(op.index <= index_mask); // clear of cancel_bit
+    // Two live records with one index would make the cookie ambiguous.
+    assert(records_[op.index] == nullptr || records_[op.index] == &op ||
+           !records_[op.index]->in_kernel);
+    records_[op.index] = &op;
+    return true;
+}
+
+// The record a completion is for, or null when it is stale: the record was reused since (another
+// generation), or has already been handed back (not started, or not in the kernel).
+operation* uring_backend::find(std::uint64_t cookie) const noexcept {
+    std::uint64_t index = cookie & index_mask;
+    if (index >= records_.size() || records_[index] == nullptr) {
+        return nullptr;
+    }
+    operation* op = records_[index];
+    if (op->cookie() != cookie || op->state != detail::op_state::started || !op->in_kernel) {
+        return nullptr;
+    }
+    return op;
 }
 
 void uring_backend::start(operation& op, detail::completion_queue& done) noexcept {
+    if (!remember(op)) {
+        op.result = -ENOMEM;
+        done.push(op);
+        return;
+    }
     io_uring_sqe* sqe = get_sqe();
     if (sqe == nullptr) {
         // The kernel took none of a full SQ (ENOMEM, a broken ring): fail this one loudly
@@ -172,7 +218,7 @@ void uring_backend::start(operation& op, detail::completion_queue& done) noexcep
 // into a NOP ends the operation here and now, without a cancel SQE that might find it or not.
 bool uring_backend::withdraw_unsubmitted(operation& op) noexcept {
     io_uring_sq& sq = ring_.sq;
-    const auto target = reinterpret_cast<std::uint64_t>(&op);
+    const std::uint64_t target = op.cookie();
     for (unsigned i = io_uring_smp_load_acquire(sq.khead); i != sq.sqe_tail; ++i) {
         io_uring_sqe& sqe = sq.sqes[i & sq.ring_mask];
         if (sqe.user_data == target) {
@@ -200,8 +246,21 @@ void uring_backend::cancel(operation& op, detail::completion_queue& done) noexce
     }
     // The operation completes with -ECANCELED, or with its real result when it finished first;
     // the cancel's own completion (0, -ENOENT, -EALREADY) tells nothing more.
-    io_uring_prep_cancel64(sqe, reinterpret_cast<std::uint64_t>(&op), 0);
-    io_uring_sqe_set_data64(sqe, ignored_tag);
+    io_uring_prep_cancel64(sqe, op.cookie(), 0);
+    io_uring_sqe_set_data64(sqe, op.cookie() | cancel_bit);
+}
+
+// A cancel that found nothing (-ENOENT) while its target's record has been reused since was
+// stale: it was asked for an operation that ended, and only the generation in its target kept it
+// from ending the record's next one (an io_uring_enter that answered EBUSY or EAGAIN leaves the
+// cancel in the SQ while its target completes). Otherwise it raced its target's completion, or
+// found it: nothing to do, the target's own completion says how it ended.
+void uring_backend::on_cancel_done(std::uint64_t target, int res) noexcept {
+    std::uint64_t index = target & index_mask;
+    if (res == -ENOENT && index < records_.size() && records_[index] != nullptr &&
+        records_[index]->generation != static_cast<std::uint32_t>(target >> 32)) {
+        ++stats_.stale_completions;
+    }
 }
 
 void uring_backend::complete(operation& op, int res, detail::completion_queue* done) noexcept {
@@ -239,9 +298,21 @@ std::size_t uring_backend::reap(detail::completion_queue* done, bool after_sysca
     io_uring_for_each_cqe(&ring_, head, cqe) {
         ++seen;
         std::uint64_t data = io_uring_cqe_get_data64(cqe);
-        if (data != ignored_tag) {
-            complete(*reinterpret_cast<operation*>(data), cqe->res, done);
+        if (data == ignored_tag) {
+            continue;
         }
+        if ((data & cancel_bit) != 0) {
+            on_cancel_done(data & ~cancel_bit, cqe->res);
+            continue;
+        }
+        if (operation* op = find(data); op != nullptr) {
+            complete(*op, cqe->res, done);
+            continue;
+        }
+        // Each operation SQE posts one CQE (no multishot, no links), and this is the one of a
+        // request the kernel no longer holds: count it out of what drain_for_exit waits for.
+        ++stats_.stale_completions;
+        --in_flight_;
     }
     io_uring_cq_advance(&ring_, seen);
     std::size_t found = done != nullptr ? done->size() - before : 0;

@@ -1,12 +1,15 @@
 #pragma once
 
 // The io_uring backend (liburing 2.3+). Each operation is one SQE whose user_data is the
-// operation's address (records outlive the backend's use of them, see operation.hpp); a turn's
-// SQEs reach the kernel in the same io_uring_enter that reaps completions or waits for them.
+// operation's cookie (index and generation, see operation.hpp), so that a completion or a cancel
+// for a record that was reused since is recognised; a turn's SQEs reach the kernel in the same
+// io_uring_enter that reaps completions or waits for them.
 // Private to src/: the loop and the tests use it for setup_flags() and setup_note().
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include <liburing.h>
 
@@ -35,7 +38,8 @@ public:
     const std::string& setup_note() const noexcept { return note_; }
     /// SQEs one submission can carry; a turn with more costs an extra io_uring_enter.
     unsigned sq_entries() const noexcept { return ring_.sq.ring_entries; }
-    /// Operations started and not yet handed back.
+    /// Operation SQEs whose completion hasn't been reaped: the operations started and not yet
+    /// handed back, plus the requests of stale ones the kernel still holds.
     std::size_t in_flight() const noexcept { return in_flight_; }
 
 private:
@@ -48,6 +52,9 @@ private:
     int submit_now() noexcept;
     int ensure_enabled() noexcept;
     void prep(io_uring_sqe& sqe, detail::operation& op, bool poll_first) noexcept;
+    bool remember(detail::operation& op) noexcept;
+    detail::operation* find(std::uint64_t cookie) const noexcept;
+    void on_cancel_done(std::uint64_t target, int res) noexcept;
     bool withdraw_unsubmitted(detail::operation& op) noexcept;
     std::size_t reap(detail::completion_queue* done, bool after_syscall) noexcept;
     void complete(detail::operation& op, int res, detail::completion_queue* done) noexcept;
@@ -59,6 +66,7 @@ private:
     bool enabled_ = false;
     int last_submit_error_ = 0;
     std::size_t in_flight_ = 0;
+    std::vector<detail::operation*> records_; // by operation index: cookie back to record
 };
 
 } // namespace aioloop::backend
