@@ -155,6 +155,14 @@ void uring_backend::prep(io_uring_sqe& sqe, operation& op, bool poll_first) noex
         io_uring_prep_write(&sqe, op.fd, op.buf, clamp_len(op.len), op.offset);
         break;
     }
+    if (op.kind == op_kind::read_at || op.kind == op_kind::write_at) {
+        // Straight to the kernel's workers: io_uring's first, inline attempt at a buffered file
+        // read that misses the page cache still starts the readahead in io_uring_enter, on the
+        // loop's thread (milliseconds on a cold file; the timer lateness of
+        // tests/system/http_cold_cache_test.cpp), and a buffered write can be throttled there.
+        // A caller that knows its data is cached reads it with preadv2(RWF_NOWAIT) itself.
+        sqe.flags |= IOSQE_ASYNC;
+    }
     if (poll_first) {
         // 5.19: wait for readiness before the first attempt.
         sqe.ioprio |= IORING_RECVSEND_POLL_FIRST;
