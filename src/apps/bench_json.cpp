@@ -115,10 +115,13 @@ std::string format_bench_json(const bench_report& report) {
             json_number(s.client_core_percent),
             json_number(s.server_wait_percent),
             json_number(s.client_wait_percent));
+        out += fmt::format(",\"load_core_shared\":{}", load_core_shared(s) ? "true" : "false");
         if (s.has_upstream) {
-            out += fmt::format(",\"upstream_metrics\":{{\"requests\":{},\"bytes_out\":{}}}",
-                               json_number(s.upstream_requests),
-                               json_number(s.upstream_bytes_out));
+            out += fmt::format(
+                ",\"upstream_metrics\":{{\"requests\":{},\"bytes_out\":{},\"cpu_percent\":{}}}",
+                json_number(s.upstream_requests),
+                json_number(s.upstream_bytes_out),
+                json_number(s.upstream_cpu_percent));
         }
         if (s.has_metrics) {
             out += fmt::format(

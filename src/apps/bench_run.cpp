@@ -110,7 +110,7 @@ bench_sample measure(const bench_config& config,
     }
     // One interval as long as the window: intervals[0] holds the requests answered within it.
     load.interval = config.duration;
-    detail::window_meter window(*counter, server.pid(), config.duration);
+    detail::window_meter window(*counter, server.pid(), config.duration, spec.upstream_pid);
     load.on_start = [&window] { window.start(); };
     std::jthread timer([&window](std::stop_token stop) { window.run(stop); });
     auto done = run_load(load);
@@ -138,6 +138,7 @@ bench_sample measure(const bench_config& config,
     s.window_seconds = window.started() ? window.seconds() : 0;
     s.server_wait_percent = window.server_wait_percent().value_or(s.server_wait_percent);
     s.client_wait_percent = window.client_wait_percent().value_or(s.client_wait_percent);
+    s.upstream_cpu_percent = window.upstream_cpu_percent().value_or(s.upstream_cpu_percent);
     if (config.pin) {
         s.server_core_percent = window.core_busy_percent(0).value_or(s.server_core_percent);
         s.server_core_softirq_percent =

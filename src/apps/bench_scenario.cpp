@@ -104,6 +104,7 @@ double metric(const std::map<std::string, double>& m, const std::string& key) {
 
 // The upstream's counters before and after the load: what went through the server under test.
 void add_upstream_hooks(server_spec& spec, const std::shared_ptr<scenario_state>& state) {
+    spec.upstream_pid = state->upstream->pid();
     spec.before_load = [state] {
         auto m = scrape_metrics(state->upstream->metrics_port());
         state->upstream_before = m ? *m : std::map<std::string, double>{};

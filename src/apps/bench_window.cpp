@@ -67,6 +67,9 @@ void window_meter::start() noexcept {
     client_wait0_ = run_delay_ns(::getpid(), client_tid_);
     server_wait0_ = run_delay_ns(pid_);
     cpu0_ = process_cpu_ns(pid_);
+    if (upstream_ > 0) {
+        upstream_cpu0_ = process_cpu_ns(upstream_);
+    }
     cores0_ = read_core_times();
     counter_.enable();
     std::lock_guard lock(mutex_);
@@ -85,6 +88,9 @@ void window_meter::run(std::stop_token stop) {
     counter_.disable();
     t1_ = clock::now();
     cpu1_ = process_cpu_ns(pid_);
+    if (upstream_ > 0) {
+        upstream_cpu1_ = process_cpu_ns(upstream_);
+    }
     cores1_ = read_core_times();
     server_wait1_ = run_delay_ns(pid_);
     client_wait1_ = run_delay_ns(::getpid(), client_tid_);
@@ -144,6 +150,10 @@ std::optional<double> window_meter::server_wait_percent() const noexcept {
 
 std::optional<double> window_meter::client_wait_percent() const noexcept {
     return share(client_wait0_, client_wait1_, seconds());
+}
+
+std::optional<double> window_meter::upstream_cpu_percent() const noexcept {
+    return share(upstream_cpu0_, upstream_cpu1_, seconds());
 }
 
 } // namespace aioloop::apps::detail

@@ -37,9 +37,15 @@ std::optional<std::uint64_t> run_delay_ns(pid_t pid, pid_t tid = 0);
 
 class window_meter {
 public:
-    window_meter(syscall_counter& counter, pid_t pid, std::chrono::milliseconds length)
+    /// `upstream`: a process of the bench's own behind the server (proxy), whose CPU time over
+    /// the window is measured too; 0 for none.
+    window_meter(syscall_counter& counter,
+                 pid_t pid,
+                 std::chrono::milliseconds length,
+                 pid_t upstream = 0)
         : counter_(counter)
         , pid_(pid)
+        , upstream_(upstream)
         , length_(length) {}
 
     /// Opens the window (the load's on_start, on the client's thread).
@@ -58,16 +64,19 @@ public:
     /// runnable but waiting for a CPU, percent: time that other processes took from them.
     std::optional<double> server_wait_percent() const noexcept;
     std::optional<double> client_wait_percent() const noexcept;
+    /// The upstream's CPU time over the window as a share of it, percent; nullopt if none.
+    std::optional<double> upstream_cpu_percent() const noexcept;
 
 private:
     syscall_counter& counter_;
     pid_t pid_;
+    pid_t upstream_;
     std::chrono::milliseconds length_;
     std::mutex mutex_;
     std::condition_variable_any wake_;
     bool started_ = false;
     clock::time_point t0_, t1_;
-    std::optional<std::uint64_t> cpu0_, cpu1_;
+    std::optional<std::uint64_t> cpu0_, cpu1_, upstream_cpu0_, upstream_cpu1_;
     std::optional<std::array<core_times, 2>> cores0_, cores1_;
     pid_t client_tid_ = 0;
     std::optional<std::uint64_t> server_wait0_, server_wait1_, client_wait0_, client_wait1_;

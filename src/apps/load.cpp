@@ -151,6 +151,7 @@ tl::expected<load_result, loop_error> run_load(const load_config& config) {
 
     load_result total;
     total.backend = std::string(ts[0]->ev->backend_name());
+    total.protocol = config.protocol;
     total.connections = config.connections;
     clock::time_point end = start;
     for (auto& t : ts) {

@@ -1,5 +1,9 @@
+// The load generator's connection loop, whatever the protocol: connects every planned connection,
+// then runs each one's requests, closed loop (the next leaves when the answer is back) or open
+// loop (on a schedule, latency counted from when a request was due), through the protocol's
+// exchanger, and records latency, counts and errors.
+
 #include <algorithm>
-#include <cstring>
 
 #include "apps/load_internal.hpp"
 
@@ -9,66 +13,62 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// Bytes written at once, and at most in flight before the echo is read back: a message bigger
-// than the socket buffers would otherwise deadlock, both ends blocked writing.
-constexpr std::size_t chunk_limit = 16 * 1024;
-constexpr std::size_t window = 64 * 1024;
 constexpr std::size_t connect_window = 64;
 constexpr auto tick = 20ms;
 
-enum class failure { none, mismatch, reset, closed, timeout, other };
-
-failure classify(std::error_code error) noexcept {
-    if (error == std::errc::connection_reset || error == std::errc::broken_pipe) {
-        return failure::reset;
-    }
-    if (error == std::errc::operation_canceled || error == std::errc::timed_out) {
-        return failure::timeout;
-    }
-    return failure::other;
-}
-
-void count(load_errors& errors, failure f) noexcept {
-    switch (f) {
-    case failure::none:
+void count(load_errors& errors, outcome kind) noexcept {
+    switch (kind) {
+    case outcome::ok:
         break;
-    case failure::mismatch:
+    case outcome::bad_response:
+        ++errors.bad_responses;
+        break;
+    case outcome::mismatch:
         ++errors.mismatches;
         break;
-    case failure::reset:
+    case outcome::reset:
         ++errors.resets;
         break;
-    case failure::closed:
+    case outcome::closed:
         ++errors.closed;
         break;
-    case failure::timeout:
+    case outcome::timeout:
         ++errors.timeouts;
         break;
-    case failure::other:
+    case outcome::connect_failed:
+        ++errors.connect_failures;
+        break;
+    case outcome::other:
         ++errors.other;
         break;
     }
 }
 
-std::string describe(failure f, const net::address& peer) {
+std::string describe(const exchange_result& r, const net::address& peer) {
     const char* what = "failed";
-    switch (f) {
-    case failure::mismatch:
-        what = "echoed a byte different from the one sent";
+    switch (r.kind) {
+    case outcome::bad_response:
+        what = "sent a bad response";
         break;
-    case failure::reset:
+    case outcome::mismatch:
+        what = "answered with bytes different from those expected";
+        break;
+    case outcome::reset:
         what = "reset the connection";
         break;
-    case failure::closed:
+    case outcome::closed:
         what = "closed the connection mid-request";
         break;
-    case failure::timeout:
+    case outcome::timeout:
         what = "left a request unanswered";
+        break;
+    case outcome::connect_failed:
+        what = "did not accept a new connection";
         break;
     default:
         break;
     }
-    return peer.to_string() + " " + what;
+    return peer.to_string() + " " + what + (r.why.empty() ? "" : ": " + r.why);
 }
 
 load_interval& interval_at(thread_state& t, clock::time_point when) {
@@ -79,18 +79,6 @@ load_interval& interval_at(thread_state& t, clock::time_point when) {
     }
     return t.result.intervals[index];
 }
-
-// xorshift64*: message sizes, one generator per connection.
-struct size_source {
-    std::uint64_t state;
-    std::size_t next(std::size_t lo, std::size_t hi) noexcept {
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        std::uint64_t x = state * 0x2545F4914F6CDD1DULL;
-        return lo + static_cast<std::size_t>(x % (hi - lo + 1));
-    }
-};
 
 task<void> connect_one(thread_state* t, std::size_t slot) {
     auto connecting =
@@ -108,49 +96,10 @@ task<void> connect_one(thread_state* t, std::size_t slot) {
     t->running.done();
 }
 
-// One request: writes the message in chunks and reads the echo back as it comes, checking it.
-task<failure> exchange(net::tcp_stream* stream,
-                       std::uint64_t key,
-                       std::size_t size,
-                       std::span<std::byte> out,
-                       std::span<std::byte> in) {
-    std::size_t sent = 0;
-    std::size_t got = 0;
-    while (got < size) {
-        std::size_t n = std::min(out.size(), size - sent);
-        if (sent < size && sent - got + n <= window) {
-            fill_pattern(key, sent, out.first(n));
-            auto written = co_await stream->write(out.first(n));
-            if (!written) {
-                co_return classify(written.error());
-            }
-            sent += n;
-            continue;
-        }
-        auto read = co_await stream->read(in.first(std::min(in.size(), sent - got)));
-        if (!read) {
-            co_return classify(read.error());
-        }
-        if (*read == 0) {
-            co_return failure::closed;
-        }
-        if (!matches_pattern(key, got, in.first(*read))) {
-            co_return failure::mismatch;
-        }
-        got += *read;
-    }
-    co_return failure::none;
-}
-
-task<void> run_connection(thread_state* t, std::size_t slot) {
+// One connection's requests, to its plan's end, the deadline, a stop or its first error.
+task<void> run_requests(thread_state* t, std::size_t slot, std::unique_ptr<exchanger> protocol) {
     const load_config& config = *t->config;
     const connection_plan plan = t->plans[slot];
-    net::tcp_stream* stream = &t->streams[slot];
-    std::size_t chunk = std::min(config.max_size, chunk_limit);
-    std::vector<std::byte> out(chunk);
-    std::vector<std::byte> in(chunk);
-    size_source sizes{splitmix64(config.seed ^ (std::uint64_t{plan.index} << 20)) | 1};
-    std::uint64_t key_base = splitmix64(config.seed + 0x51ed270b27a5a1d7ULL * (plan.index + 1));
     bool open_loop = plan.period.count() > 0;
     clock::time_point scheduled = t->start + plan.phase;
     for (std::uint64_t seq = 0; plan.requests == 0 || seq < plan.requests; ++seq) {
@@ -177,15 +126,14 @@ task<void> run_connection(thread_state* t, std::size_t slot) {
             begin = scheduled;
             scheduled += plan.period;
         }
-        std::size_t size = sizes.next(config.min_size, config.max_size);
-        auto exchanging = exchange(stream, key_base + seq * 0x9E3779B97F4A7C15ULL, size, out, in);
-        failure f = co_await std::move(exchanging);
+        auto exchanging = protocol->exchange(seq);
+        exchange_result r = co_await std::move(exchanging);
         clock::time_point end = clock::now();
         load_interval& slice = interval_at(*t, end);
-        if (f != failure::none) {
-            count(t->result.errors, f);
+        if (r.kind != outcome::ok) {
+            count(t->result.errors, r.kind);
             if (t->first_error.empty()) {
-                t->first_error = describe(f, config.target);
+                t->first_error = describe(r, config.target);
             }
             ++slice.errors;
             break;
@@ -193,14 +141,16 @@ task<void> run_connection(thread_state* t, std::size_t slot) {
         auto ns = static_cast<std::uint64_t>(
             std::chrono::duration_cast<std::chrono::nanoseconds>(end - begin).count());
         ++t->result.requests;
-        t->result.bytes += size;
+        t->result.bytes += r.bytes;
         t->result.latency.record(ns);
         ++slice.requests;
-        slice.bytes += size;
+        slice.bytes += r.bytes;
         slice.latency.record(ns);
         t->last_end = std::max(t->last_end, end);
     }
-    stream->close();
+    t->streams[slot].close();
+    // Before done(), which may resume the waiter inline and let the loop wind down.
+    protocol.reset();
     t->running.done();
 }
 
@@ -226,37 +176,14 @@ task<void> watch(thread_state* t) {
 
 } // namespace
 
-std::uint64_t splitmix64(std::uint64_t x) noexcept {
-    x += 0x9E3779B97F4A7C15ULL;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-    return x ^ (x >> 31);
-}
-
-void fill_pattern(std::uint64_t key, std::uint64_t offset, std::span<std::byte> out) noexcept {
-    std::size_t done = 0;
-    while (done < out.size()) {
-        std::uint64_t at = offset + done;
-        std::uint64_t word = splitmix64(key + at / 8);
-        std::size_t skip = at % 8;
-        std::size_t n = std::min<std::size_t>(8 - skip, out.size() - done);
-        std::memcpy(out.data() + done, reinterpret_cast<const std::byte*>(&word) + skip, n);
-        done += n;
+outcome classify(std::error_code error) noexcept {
+    if (error == std::errc::connection_reset || error == std::errc::broken_pipe) {
+        return outcome::reset;
     }
-}
-
-bool matches_pattern(std::uint64_t key,
-                     std::uint64_t offset,
-                     std::span<const std::byte> in) noexcept {
-    std::byte expected[512];
-    for (std::size_t done = 0; done < in.size(); done += sizeof(expected)) {
-        std::size_t n = std::min(sizeof(expected), in.size() - done);
-        fill_pattern(key, offset + done, std::span(expected, n));
-        if (std::memcmp(expected, in.data() + done, n) != 0) {
-            return false;
-        }
+    if (error == std::errc::operation_canceled || error == std::errc::timed_out) {
+        return outcome::timeout;
     }
-    return true;
+    return outcome::other;
 }
 
 task<void> connect_all(thread_state* t) {
@@ -270,14 +197,13 @@ task<void> connect_all(thread_state* t) {
 
 task<void> drive_all(thread_state* t) {
     for (std::size_t slot = 0; slot < t->plans.size(); ++slot) {
-        if (t->streams[slot].is_open()) {
-            t->running.add();
-            if (t->config->protocol == load_protocol::http) {
-                t->ev->spawn(run_http_connection(t, slot), t->abort.get_token());
-                continue;
-            }
-            t->ev->spawn(run_connection(t, slot), t->abort.get_token());
+        if (!t->streams[slot].is_open()) {
+            continue;
         }
+        t->running.add();
+        auto protocol = t->config->protocol == load_protocol::http ? make_http_exchanger(t, slot)
+                                                                   : make_echo_exchanger(t, slot);
+        t->ev->spawn(run_requests(t, slot, std::move(protocol)), t->abort.get_token());
     }
     if (t->running.count() == 0) {
         co_return;

@@ -63,13 +63,16 @@ result<std::pair<std::size_t, std::size_t>> parse_size_range(std::string_view te
 std::string format_summary(const load_result& r) {
     double seconds = std::chrono::duration<double>(r.duration).count();
     double mb_per_s = seconds > 0 ? static_cast<double>(r.bytes) / seconds / 1e6 : 0.0;
-    return fmt::format("{} requests in {:.2f} s: {:.0f} req/s, {:.1f} MB/s each way, latency µs "
+    // Echo: every byte goes out and comes back; http: the bodies received (heads not counted).
+    const char* what = r.protocol == load_protocol::http ? "of response body" : "each way";
+    return fmt::format("{} requests in {:.2f} s: {:.0f} req/s, {:.1f} MB/s {}, latency µs "
                        "p50 {:.1f} p99 {:.1f} p99.9 {:.1f} max {:.1f}, {} errors, client "
                        "{:.2f} CPU µs/req ({}, {} connections)",
                        r.requests,
                        seconds,
                        r.requests_per_second(),
                        mb_per_s,
+                       what,
                        us(r.latency.percentile(50)),
                        us(r.latency.percentile(99)),
                        us(r.latency.percentile(99.9)),

@@ -18,50 +18,6 @@ namespace {
 constexpr std::size_t head_limit = 16 * 1024;
 constexpr std::size_t buffer_size = 64 * 1024;
 
-enum class outcome { ok, bad_response, mismatch, reset, closed, timeout, other };
-
-struct response {
-    outcome kind = outcome::ok;
-    std::size_t body = 0;
-    bool close = false; ///< the server said it closes the connection after this response
-    std::string why;    ///< for first_error
-};
-
-outcome classify(std::error_code error) noexcept {
-    if (error == std::errc::connection_reset || error == std::errc::broken_pipe) {
-        return outcome::reset;
-    }
-    if (error == std::errc::operation_canceled || error == std::errc::timed_out) {
-        return outcome::timeout;
-    }
-    return outcome::other;
-}
-
-void count(load_errors& errors, outcome kind) noexcept {
-    switch (kind) {
-    case outcome::ok:
-        break;
-    case outcome::bad_response:
-        ++errors.bad_responses;
-        break;
-    case outcome::mismatch:
-        ++errors.mismatches;
-        break;
-    case outcome::reset:
-        ++errors.resets;
-        break;
-    case outcome::closed:
-        ++errors.closed;
-        break;
-    case outcome::timeout:
-        ++errors.timeouts;
-        break;
-    case outcome::other:
-        ++errors.other;
-        break;
-    }
-}
-
 bool iequals(std::string_view a, std::string_view b) noexcept {
     return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
                return (x | 0x20) == (y | 0x20);
@@ -163,197 +119,115 @@ bool body_matches(const load_config& config, std::size_t offset, std::span<const
            std::memcmp(want.data() + offset, got.data(), got.size()) == 0;
 }
 
-// One request: writes it, reads the head into `buf`, then the body, checking all of it. `buf`
-// holds no bytes between requests: without pipelining the server has nothing more to send.
-task<response> exchange(net::tcp_stream* stream,
-                        const load_config* config,
-                        std::span<const std::byte> request,
-                        std::span<std::byte> buf) {
-    response r;
-    auto written = co_await stream->write(request);
-    if (!written) {
-        r.kind = classify(written.error());
-        co_return r;
-    }
-    std::size_t have = 0;
-    std::size_t head_end = std::string_view::npos;
-    while (head_end == std::string_view::npos) {
-        if (have == std::min(buf.size(), head_limit)) {
-            r.kind = outcome::bad_response;
-            r.why = "a response head over 16 KiB";
-            co_return r;
-        }
-        auto read =
-            co_await stream->read(buf.subspan(have, std::min(buf.size(), head_limit) - have));
-        if (!read) {
-            r.kind = classify(read.error());
-            co_return r;
-        }
-        if (*read == 0) {
-            r.kind = outcome::closed;
-            co_return r;
-        }
-        // The blank line may straddle two reads: search from 3 bytes before the new ones.
-        std::size_t from = have >= 3 ? have - 3 : 0;
-        have += *read;
-        std::string_view text(reinterpret_cast<const char*>(buf.data()), have);
-        head_end = text.find("\r\n\r\n", from);
-    }
-    head_info head =
-        parse_head(std::string_view(reinterpret_cast<const char*>(buf.data()), head_end));
-    if (!head.ok || head.status != 200) {
-        r.kind = outcome::bad_response;
-        r.why = head.ok ? "answered " + head.status_line : head.why;
-        co_return r;
-    }
-    std::size_t length = *head.content_length;
-    if (config->http_body && length != config->http_body->size()) {
-        r.kind = outcome::bad_response;
-        r.why = "Content-Length " + std::to_string(length) + ", want " +
-                std::to_string(config->http_body->size());
-        co_return r;
-    }
-    std::size_t got = have - (head_end + 4);
-    if (got > length) {
-        r.kind = outcome::bad_response;
-        r.why = "bytes after the body (the client does not pipeline)";
-        co_return r;
-    }
-    if (!body_matches(*config, 0, buf.subspan(head_end + 4, got))) {
-        r.kind = outcome::mismatch;
-        co_return r;
-    }
-    while (got < length) {
-        auto read = co_await stream->read(buf.first(std::min(buf.size(), length - got)));
-        if (!read) {
-            r.kind = classify(read.error());
-            co_return r;
-        }
-        if (*read == 0) {
-            r.kind = outcome::closed;
-            r.why = "a short body: " + std::to_string(got) + " of " + std::to_string(length) +
-                    " bytes, then the connection closed";
-            co_return r;
-        }
-        if (!body_matches(*config, got, buf.first(*read))) {
-            r.kind = outcome::mismatch;
-            co_return r;
-        }
-        got += *read;
-    }
-    r.body = length;
-    r.close = head.close;
-    co_return r;
-}
+class http_exchanger final : public exchanger {
+public:
+    http_exchanger(thread_state* t, std::size_t slot)
+        : t_(t)
+        , config_(*t->config)
+        , stream_(&t->streams[slot])
+        , request_("GET " + config_.http_path + " HTTP/1.1\r\nHost: " + config_.http_host +
+                   "\r\n\r\n")
+        , buf_(buffer_size) {}
 
-std::string describe(const response& r, const net::address& peer) {
-    const char* what = "failed";
-    switch (r.kind) {
-    case outcome::bad_response:
-        what = "sent a bad response";
-        break;
-    case outcome::mismatch:
-        what = "sent a body different from the file";
-        break;
-    case outcome::reset:
-        what = "reset the connection";
-        break;
-    case outcome::closed:
-        what = "closed the connection mid-response";
-        break;
-    case outcome::timeout:
-        what = "left a request unanswered";
-        break;
-    default:
-        break;
+    task<exchange_result> exchange(std::uint64_t) override {
+        if (!stream_->is_open()) {
+            // The last response said Connection: close; a new connection is not an error.
+            auto connecting =
+                net::tcp_stream::connect(*t_->ev, config_.target, config_.connect_timeout);
+            auto made = co_await std::move(connecting);
+            if (!made) {
+                co_return failed(outcome::connect_failed, made.error().message());
+            }
+            *stream_ = std::move(*made);
+        }
+        auto answering = request_once();
+        exchange_result r = co_await std::move(answering);
+        if (r.kind == outcome::ok && close_) {
+            stream_->close();
+        }
+        co_return r;
     }
-    return peer.to_string() + " " + what + (r.why.empty() ? "" : ": " + r.why);
-}
 
-load_interval& interval_at(thread_state& t, clock::time_point when) {
-    auto width = std::chrono::duration_cast<clock::duration>(t.config->interval);
-    auto index = static_cast<std::size_t>(std::max<clock::rep>(0, (when - t.start) / width));
-    if (index >= t.result.intervals.size()) {
-        t.result.intervals.resize(index + 1);
+private:
+    // Writes the request, reads the head into buf_, then the body, checking all of it. buf_ holds
+    // no bytes between requests: without pipelining the server has nothing more to send.
+    task<exchange_result> request_once() {
+        std::span<std::byte> buf(buf_);
+        auto written = co_await stream_->write(std::as_bytes(std::span(request_)));
+        if (!written) {
+            co_return failed(classify(written.error()));
+        }
+        std::size_t have = 0;
+        std::size_t head_end = std::string_view::npos;
+        const std::size_t head_room = std::min(buf.size(), head_limit);
+        while (head_end == std::string_view::npos) {
+            if (have == head_room) {
+                co_return failed(outcome::bad_response, "a response head over 16 KiB");
+            }
+            auto read = co_await stream_->read(buf.subspan(have, head_room - have));
+            if (!read) {
+                co_return failed(classify(read.error()));
+            }
+            if (*read == 0) {
+                co_return failed(outcome::closed);
+            }
+            // The blank line may straddle two reads: search from 3 bytes before the new ones.
+            std::size_t from = have >= 3 ? have - 3 : 0;
+            have += *read;
+            std::string_view text(reinterpret_cast<const char*>(buf.data()), have);
+            head_end = text.find("\r\n\r\n", from);
+        }
+        head_info head =
+            parse_head(std::string_view(reinterpret_cast<const char*>(buf.data()), head_end));
+        if (!head.ok || head.status != 200) {
+            co_return failed(outcome::bad_response,
+                             head.ok ? "answered " + head.status_line : head.why);
+        }
+        std::size_t length = *head.content_length;
+        if (config_.http_body && length != config_.http_body->size()) {
+            co_return failed(outcome::bad_response,
+                             "Content-Length " + std::to_string(length) + ", want " +
+                                 std::to_string(config_.http_body->size()));
+        }
+        std::size_t got = have - (head_end + 4);
+        if (got > length) {
+            co_return failed(outcome::bad_response,
+                             "bytes after the body (the client does not pipeline)");
+        }
+        if (!body_matches(config_, 0, buf.subspan(head_end + 4, got))) {
+            co_return failed(outcome::mismatch, "the body differs from the file");
+        }
+        while (got < length) {
+            auto read = co_await stream_->read(buf.first(std::min(buf.size(), length - got)));
+            if (!read) {
+                co_return failed(classify(read.error()));
+            }
+            if (*read == 0) {
+                co_return failed(outcome::closed,
+                                 "a short body: " + std::to_string(got) + " of " +
+                                     std::to_string(length) + " bytes, then the connection closed");
+            }
+            if (!body_matches(config_, got, buf.first(*read))) {
+                co_return failed(outcome::mismatch, "the body differs from the file");
+            }
+            got += *read;
+        }
+        close_ = head.close;
+        co_return answered(length);
     }
-    return t.result.intervals[index];
-}
+
+    thread_state* t_;
+    const load_config& config_;
+    net::tcp_stream* stream_;
+    std::string request_;
+    std::vector<std::byte> buf_;
+    bool close_ = false; ///< the last response said the server closes the connection after it
+};
 
 } // namespace
 
-task<void> run_http_connection(thread_state* t, std::size_t slot) {
-    const load_config& config = *t->config;
-    const connection_plan plan = t->plans[slot];
-    net::tcp_stream* stream = &t->streams[slot];
-    std::string request_text =
-        "GET " + config.http_path + " HTTP/1.1\r\nHost: " + config.http_host + "\r\n\r\n";
-    auto request = std::as_bytes(std::span(request_text));
-    std::vector<std::byte> buf(buffer_size);
-    bool open_loop = plan.period.count() > 0;
-    clock::time_point scheduled = t->start + plan.phase;
-    for (std::uint64_t seq = 0; plan.requests == 0 || seq < plan.requests; ++seq) {
-        clock::time_point now = clock::now();
-        if (t->stop_sending || (!open_loop && t->deadline && now >= *t->deadline)) {
-            break;
-        }
-        clock::time_point begin = now;
-        if (open_loop) {
-            if (t->deadline && scheduled >= *t->deadline) {
-                break;
-            }
-            if (scheduled > now) {
-                auto slept = co_await t->ev->sleep_until(scheduled);
-                if (!slept) {
-                    break;
-                }
-            } else if (seq > 0) {
-                ++t->result.late_requests;
-            }
-            begin = scheduled; // latency counts from when the request was due
-            scheduled += plan.period;
-        }
-        if (!stream->is_open()) {
-            // The last response said Connection: close; a new connection is not an error.
-            auto connecting =
-                net::tcp_stream::connect(*t->ev, config.target, config.connect_timeout);
-            auto made = co_await std::move(connecting);
-            if (!made) {
-                ++t->result.errors.connect_failures;
-                if (t->first_error.empty()) {
-                    t->first_error =
-                        "reconnect to " + config.target.to_string() + ": " + made.error().message();
-                }
-                break;
-            }
-            *stream = std::move(*made);
-        }
-        auto exchanging = exchange(stream, &config, request, buf);
-        response r = co_await std::move(exchanging);
-        clock::time_point end = clock::now();
-        load_interval& slice = interval_at(*t, end);
-        if (r.kind != outcome::ok) {
-            count(t->result.errors, r.kind);
-            if (t->first_error.empty()) {
-                t->first_error = describe(r, config.target);
-            }
-            ++slice.errors;
-            break;
-        }
-        auto ns = static_cast<std::uint64_t>(
-            std::chrono::duration_cast<std::chrono::nanoseconds>(end - begin).count());
-        ++t->result.requests;
-        t->result.bytes += r.body;
-        t->result.latency.record(ns);
-        ++slice.requests;
-        slice.bytes += r.body;
-        slice.latency.record(ns);
-        t->last_end = std::max(t->last_end, end);
-        if (r.close) {
-            stream->close();
-        }
-    }
-    stream->close();
-    t->running.done();
+std::unique_ptr<exchanger> make_http_exchanger(thread_state* t, std::size_t slot) {
+    return std::make_unique<http_exchanger>(t, slot);
 }
 
 } // namespace aioloop::apps::detail

@@ -1,7 +1,8 @@
 #pragma once
 
 // What the load generator's files share: the message content pattern, the per-thread state that
-// connection tasks update, and a single-threaded counter that a task can wait on.
+// connection tasks update, a single-threaded counter that a task can wait on, and the interface
+// through which a protocol (echo, http) plugs into the shared connection loop.
 
 #include <coroutine>
 #include <cstddef>
@@ -11,6 +12,7 @@
 #include <span>
 #include <stop_token>
 #include <string>
+#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -87,10 +89,42 @@ struct thread_state {
     std::unique_ptr<loop> ev; ///< last: destroyed first, with the task frames it still holds
 };
 
+/// How one request ended; anything but `ok` ends its connection and is counted in load_errors.
+enum class outcome { ok, bad_response, mismatch, reset, closed, timeout, connect_failed, other };
+
+/// A failed read or write as an outcome: reset, timeout (the run's abort cancelled it) or other.
+outcome classify(std::error_code error) noexcept;
+
+struct exchange_result {
+    outcome kind = outcome::ok;
+    std::size_t bytes = 0; ///< ok: the bytes answered and checked (echo: the message; http: body)
+    std::string why;       ///< not ok: details for first_error, may be empty
+};
+
+inline exchange_result answered(std::size_t bytes) {
+    return {outcome::ok, bytes, {}};
+}
+inline exchange_result failed(outcome kind, std::string why = {}) {
+    return {kind, 0, std::move(why)};
+}
+
+/// What a protocol supplies to a connection: one request sent and its answer read and checked.
+/// The loop around it (deadline, open-loop schedule, latency, counts, errors) is shared, in
+/// load_connection.cpp. An exchanger runs on its connection's loop thread only.
+class exchanger {
+public:
+    virtual ~exchanger() = default;
+    /// Request number `seq` of this connection, on its stream.
+    virtual task<exchange_result> exchange(std::uint64_t seq) = 0;
+};
+
+/// Echo (load_echo.cpp): a message of the configured size, its echo checked byte by byte.
+std::unique_ptr<exchanger> make_echo_exchanger(thread_state* t, std::size_t slot);
+/// HTTP/1.1 (load_http.cpp): GET the configured path, check status, length and body.
+std::unique_ptr<exchanger> make_http_exchanger(thread_state* t, std::size_t slot);
+
 /// Connects every plan's stream, a few dozen at a time so the listener's backlog keeps up.
 task<void> connect_all(thread_state* t);
-/// One HTTP connection's requests (load_protocol::http), in load_http.cpp; signals `running`.
-task<void> run_http_connection(thread_state* t, std::size_t slot);
 /// Runs every connected plan to its end, then returns.
 task<void> drive_all(thread_state* t);
 

@@ -149,6 +149,9 @@ TEST(LoadHttp, ChecksEveryBodyByteAndCountsWhatTheServerAnswered) {
     EXPECT_EQ(done->errors.total(), 0u) << done->first_error;
     ASSERT_GT(done->requests, 0u);
     EXPECT_EQ(done->bytes, done->requests * 3000);
+    // Bodies only come back: the summary must not say the bytes went each way.
+    EXPECT_NE(apps::format_summary(*done).find("MB/s of response body"), std::string::npos)
+        << apps::format_summary(*done);
     auto metrics = apps::scrape_metrics(server->metrics_port());
     ASSERT_TRUE(metrics) << metrics.error();
     EXPECT_EQ((*metrics)["aioloop_requests_total"], static_cast<double>(done->requests));

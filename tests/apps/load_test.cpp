@@ -295,6 +295,7 @@ TEST(LoadTool, PrintsASummaryAndJson) {
     ASSERT_EQ(load.wait(20s), 0) << load.err();
     std::string out = load.out();
     EXPECT_NE(out.find("400 requests in"), std::string::npos) << out;
+    EXPECT_NE(out.find("MB/s each way"), std::string::npos) << out;
     EXPECT_NE(out.find("\"requests\":400,"), std::string::npos) << out;
     EXPECT_NE(out.find("\"errors\":{\"total\":0,"), std::string::npos) << out;
     EXPECT_NE(out.find("\"p999_us\":"), std::string::npos) << out;

@@ -81,6 +81,10 @@ struct server_spec {
     /// Scenarios: called just before and after the load, e.g. to read an upstream's counters.
     std::function<void()> before_load;
     std::function<void(bench_sample&)> after_load;
+    /// Proxy: the bench's own upstream echo behind the server; its CPU is measured over the
+    /// window, and with --pin (it runs on core 1 with the load) counted as the bench's own work
+    /// there, not as another process's. 0: none.
+    pid_t upstream_pid = 0;
 };
 
 class server_process {
@@ -166,6 +170,9 @@ struct bench_sample {
     bool has_upstream = false;    ///< proxy: the upstream echo's counters over the load
     double upstream_requests = 0; ///< messages the echo server behind the proxy answered
     double upstream_bytes_out = 0;
+    /// Proxy: the upstream echo's CPU time over the window as a share of it, percent (with
+    /// --pin, of core 1, which it shares with the load generator); NaN when there is none.
+    double upstream_cpu_percent = std::numeric_limits<double>::quiet_NaN();
     bool has_metrics = false;
     double server_requests = 0; ///< from /metrics (since start)
     double server_bytes_out = 0;
@@ -213,6 +220,11 @@ tl::expected<bench_report, std::string> run_bench(const bench_config& config);
 
 /// Above this share of its core (percent) the load generator set the pace: a round is client-bound.
 inline constexpr double client_bound_percent = 90;
+
+/// Whether other processes shared the load generator's core in run `s` (with --pin): core 1 was
+/// over client_bound_percent busy while the bench's own work there (the load generator's thread
+/// and, in the proxy scenario, the upstream echo) took under half of it. False when not known.
+bool load_core_shared(const bench_sample& s) noexcept;
 
 /// The connection counts a run covers: config.sweep, or config.connections alone.
 std::vector<unsigned> connection_counts(const bench_config& config);

@@ -115,7 +115,8 @@ struct load_interval {
 };
 
 struct load_result {
-    std::string backend; ///< the client loops' backend
+    std::string backend;                          ///< the client loops' backend
+    load_protocol protocol = load_protocol::echo; ///< what the connections spoke
     unsigned connections = 0;
     std::uint64_t requests = 0;      ///< answered and checked
     std::uint64_t bytes = 0;         ///< echoed (http: body bytes) and checked, counted once
@@ -141,7 +142,8 @@ tl::expected<load_result, loop_error> run_load(const load_config& config);
 /// "64" or "16-4K" (sizes as parse_size() reads them) into [min, max]; EINVAL otherwise.
 result<std::pair<std::size_t, std::size_t>> parse_size_range(std::string_view text) noexcept;
 
-/// One line: requests, req/s, MB/s, latency percentiles in µs, errors, client CPU per request.
+/// One line: requests, req/s, MB/s (echo: each way; http: of response body), latency
+/// percentiles in µs, errors, client CPU per request.
 std::string format_summary(const load_result& r);
 /// The result as a JSON object (no trailing newline).
 std::string format_json(const load_result& r);
