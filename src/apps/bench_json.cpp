@@ -62,14 +62,7 @@ std::string format_bench_json(const bench_report& report) {
         json_number(c.rate),
         json_number(report.syscall_ns),
         json_number(c.kpti_extra_ns));
-    std::string counts;
-    for (unsigned n : connection_counts(c)) {
-        // Not `"," + std::to_string(n)`: GCC 12 at -O3 misreports that as an overlapping memcpy.
-        if (!counts.empty()) {
-            counts += ',';
-        }
-        counts += std::to_string(n);
-    }
+    std::string counts = connection_counts_text(c);
     out += fmt::format("\"note\":{},", json_string(report.note));
     out += fmt::format("\"sweep\":[{}],\"cores\":{},\"date\":{},\"command_line\":{},",
                        counts,

@@ -266,13 +266,23 @@ std::string client_bound_warnings(const bench_report& report) {
 
 } // namespace
 
+std::string connection_counts_text(const bench_config& config) {
+    std::string text;
+    for (unsigned n : connection_counts(config)) {
+        // Not `"," + std::to_string(n)` nor fmt::join: GCC 12 at -O3 misreports both as
+        // overflows.
+        if (!text.empty()) {
+            text += ',';
+        }
+        text += std::to_string(n);
+    }
+    return text;
+}
+
 std::string format_bench_table(const bench_report& report) {
     const auto& c = report.config;
     auto counts = connection_counts(c);
-    std::string list;
-    for (unsigned n : counts) {
-        list += (list.empty() ? "" : ",") + std::to_string(n);
-    }
+    std::string list = connection_counts_text(c);
     std::string out = fmt::format("{} rounds, {} connections, {}-byte {}, {} ms each, {}{}\n",
                                   c.rounds,
                                   list,
@@ -292,7 +302,8 @@ std::string format_bench_table(const bench_report& report) {
         out += count_table(report, n);
     }
     if (counts.size() > 1) {
-        out += "\n" + format_bench_sweep_table(report);
+        out += '\n';
+        out += format_bench_sweep_table(report);
     }
     return out + client_bound_warnings(report);
 }

@@ -228,6 +228,8 @@ bool load_core_shared(const bench_sample& s) noexcept;
 
 /// The connection counts a run covers: config.sweep, or config.connections alone.
 std::vector<unsigned> connection_counts(const bench_config& config);
+/// The same, comma-separated ("1,10,100").
+std::string connection_counts_text(const bench_config& config);
 
 /// Medians and spread per connection count and server, in the order first seen.
 std::vector<bench_summary> summarize(const std::vector<bench_sample>& samples);
