@@ -8,21 +8,19 @@
 #include <cstring>
 #include <string_view>
 
+#include "apps/http_text.hpp"
 #include "apps/load_internal.hpp"
 
 namespace aioloop::apps::detail {
 
 namespace {
 
+using http::iequals;
+using http::trim;
+
 // A response head bigger than this is malformed for our purpose (nginx's are ~250 bytes).
 constexpr std::size_t head_limit = 16 * 1024;
 constexpr std::size_t buffer_size = 64 * 1024;
-
-bool iequals(std::string_view a, std::string_view b) noexcept {
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-               return (x | 0x20) == (y | 0x20);
-           });
-}
 
 bool icontains(std::string_view text, std::string_view word) noexcept {
     for (std::size_t i = 0; i + word.size() <= text.size(); ++i) {
@@ -31,16 +29,6 @@ bool icontains(std::string_view text, std::string_view word) noexcept {
         }
     }
     return false;
-}
-
-std::string_view trim(std::string_view s) noexcept {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-        s.remove_prefix(1);
-    }
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
-        s.remove_suffix(1);
-    }
-    return s;
 }
 
 struct head_info {
