@@ -1,8 +1,6 @@
 // `aioloop http` against real clients (curl, raw sockets, wrk, ab) on every backend. The server
 // runs in-process through run_server() and stops through config.stop.
 
-#include <array>
-#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -20,6 +18,7 @@
 
 #include <aioloop/apps/http.hpp>
 
+#include "support/child_process.hpp"
 #include "support/loop_fixture.hpp"
 #include "support/sockets.hpp"
 #include "support/tool_server.hpp"
@@ -29,23 +28,8 @@ namespace {
 
 namespace fsys = std::filesystem;
 
-std::string run(const std::string& command) {
-    std::string out;
-    std::FILE* p = ::popen(command.c_str(), "r");
-    if (p == nullptr) {
-        return out;
-    }
-    std::array<char, 4096> buf{};
-    std::size_t n = 0;
-    while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) {
-        out.append(buf.data(), n);
-    }
-    ::pclose(p);
-    return out;
-}
-
 bool have(const char* tool) {
-    return run(fmt::format("command -v {} 2>/dev/null", tool)).size() > 0;
+    return testing::shell_output(fmt::format("command -v {} 2>/dev/null", tool)).size() > 0;
 }
 
 void write_file(const fsys::path& p, std::size_t size, char seed) {
@@ -129,14 +113,14 @@ protected:
     }
     // "<code>" from curl for `path` with extra curl arguments.
     std::string status(const std::string& path, const std::string& args = "") {
-        return run(
+        return testing::shell_output(
             fmt::format("curl -s -m 10 --path-as-is -o /dev/null -w '%{{http_code}}' {} '{}{}'",
                         args,
                         base_,
                         path));
     }
     std::string headers(const std::string& path, const std::string& args = "") {
-        return run(fmt::format(
+        return testing::shell_output(fmt::format(
             "curl -s -m 10 --path-as-is -D - -o /dev/null {} '{}{}'", args, base_, path));
     }
     std::string raw(const std::string& request) {
@@ -208,9 +192,9 @@ TEST_P(HttpServer, HeadersValidatorsAndRanges) {
     EXPECT_EQ(status("/a.txt", "-H 'If-Modified-Since: " + modified + "'"), "304");
     EXPECT_EQ(status("/a.txt", "-H 'If-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT'"), "200");
 
-    EXPECT_EQ(run(fmt::format("curl -s -m 10 -r 2-4 {}/a.txt", base_)), "234");
-    EXPECT_EQ(run(fmt::format("curl -s -m 10 -r 7- {}/a.txt", base_)), "789");
-    EXPECT_EQ(run(fmt::format("curl -s -m 10 -r -3 {}/a.txt", base_)), "789");
+    EXPECT_EQ(testing::shell_output(fmt::format("curl -s -m 10 -r 2-4 {}/a.txt", base_)), "234");
+    EXPECT_EQ(testing::shell_output(fmt::format("curl -s -m 10 -r 7- {}/a.txt", base_)), "789");
+    EXPECT_EQ(testing::shell_output(fmt::format("curl -s -m 10 -r -3 {}/a.txt", base_)), "789");
     std::string r = headers("/a.txt", "-r 2-4");
     EXPECT_NE(r.find("Content-Range: bytes 2-4/10\r\n"), std::string::npos) << r;
     r = headers("/a.txt", "-r 20-");
@@ -219,7 +203,7 @@ TEST_P(HttpServer, HeadersValidatorsAndRanges) {
     std::string head = headers("/f1024.bin", "-I");
     EXPECT_NE(head.find("Content-Length: 1024\r\n"), std::string::npos) << head;
     EXPECT_NE(head.find("application/octet-stream"), std::string::npos) << head;
-    EXPECT_EQ(run(fmt::format("curl -s -m 10 -I {}/f1024.bin | wc -c", base_)),
+    EXPECT_EQ(testing::shell_output(fmt::format("curl -s -m 10 -I {}/f1024.bin | wc -c", base_)),
               fmt::format("{}\n", head.size()));
 }
 
@@ -271,17 +255,17 @@ TEST_P(HttpServer, SameBytesForEverySizeHotAndCold) {
                                  "f4097.bin",
                                  "f1048577.bin",
                                  "big.bin"}) {
-            std::string served =
-                run(fmt::format("curl -s -m 20 {}/{} | sha256sum | cut -d' ' -f1", base_, name));
-            std::string local =
-                run(fmt::format("sha256sum < '{}' | cut -d' ' -f1", (root_ / name).string()));
+            std::string served = testing::shell_output(
+                fmt::format("curl -s -m 20 {}/{} | sha256sum | cut -d' ' -f1", base_, name));
+            std::string local = testing::shell_output(
+                fmt::format("sha256sum < '{}' | cut -d' ' -f1", (root_ / name).string()));
             EXPECT_EQ(served, local) << name << " round " << round;
         }
-        std::string mid = run(fmt::format(
+        std::string mid = testing::shell_output(fmt::format(
             "curl -s -m 20 -r 4000-1048000 {}/f1048577.bin | sha256sum | cut -d' ' -f1", base_));
-        std::string local =
-            run(fmt::format("tail -c +4001 '{}' | head -c 1044001 | sha256sum | cut -d' ' -f1",
-                            (root_ / "f1048577.bin").string()));
+        std::string local = testing::shell_output(
+            fmt::format("tail -c +4001 '{}' | head -c 1044001 | sha256sum | cut -d' ' -f1",
+                        (root_ / "f1048577.bin").string()));
         EXPECT_EQ(mid, local) << "range, round " << round;
     }
     (void)files;
@@ -291,11 +275,12 @@ TEST_P(HttpServer, WrkAndAbFinishWithoutErrors) {
     if (!have("wrk") || !have("ab")) {
         GTEST_SKIP() << "wrk or ab (apache2-utils) not installed";
     }
-    std::string w = run(fmt::format("wrk -t1 -c10 -d2 {}/f1024.bin 2>&1", base_));
+    std::string w = testing::shell_output(fmt::format("wrk -t1 -c10 -d2 {}/f1024.bin 2>&1", base_));
     EXPECT_NE(w.find("requests in"), std::string::npos) << w;
     EXPECT_EQ(w.find("Non-2xx"), std::string::npos) << w;
     EXPECT_EQ(w.find("Socket errors"), std::string::npos) << w;
-    std::string a = run(fmt::format("ab -q -n 2000 -c 10 -k {}/f4097.bin 2>&1", base_));
+    std::string a =
+        testing::shell_output(fmt::format("ab -q -n 2000 -c 10 -k {}/f4097.bin 2>&1", base_));
     EXPECT_NE(a.find("Complete requests:      2000"), std::string::npos) << a;
     EXPECT_NE(a.find("Failed requests:        0"), std::string::npos) << a;
     EXPECT_EQ(a.find("Non-2xx"), std::string::npos) << a;
@@ -310,7 +295,7 @@ TEST_P(HttpServer, IfRangeAppliesTheRangeOnlyWhileTheValidatorMatches) {
     ASSERT_NE(at, std::string::npos) << h;
     std::string modified = h.substr(at + 15, h.find("\r\n", at) - at - 15);
     auto get = [this](const std::string& if_range) {
-        return run(
+        return testing::shell_output(
             fmt::format("curl -s -m 10 -r 2-4 -H 'If-Range: {}' -w ' %{{http_code}}' {}/a.txt",
                         if_range,
                         base_));
@@ -330,7 +315,7 @@ TEST_P(HttpServer, DirectoryWithoutSlashIsRedirected) {
     EXPECT_NE(h.find("\r\nLocation: /dir/?x=1\r\n"), std::string::npos) << h;
     EXPECT_EQ(status("/noindex"), "301"); // a directory even without index.html
     EXPECT_EQ(status("/noindex/"), "404");
-    EXPECT_EQ(run(fmt::format("curl -s -m 10 -L {}/dir", base_)), "dir index\n");
+    EXPECT_EQ(testing::shell_output(fmt::format("curl -s -m 10 -L {}/dir", base_)), "dir index\n");
     EXPECT_EQ(status("/a.txt"), "200"); // files are not redirected
     EXPECT_EQ(status("/dir/"), "200");
 }
@@ -360,13 +345,13 @@ TEST_P(HttpServer, OpenFileCacheCountersInStatsAndMetrics) {
     std::string base = fmt::format("http://127.0.0.1:{}", server.port);
     // a.txt: miss, hit, hit; f1.bin: miss, evicting a.txt (one entry); a.txt: miss again.
     for (const char* name : {"a.txt", "a.txt", "a.txt", "f1.bin", "a.txt"}) {
-        EXPECT_EQ(
-            run(fmt::format("curl -s -m 10 -o /dev/null -w '%{{http_code}}' {}/{}", base, name)),
-            "200");
+        EXPECT_EQ(testing::shell_output(fmt::format(
+                      "curl -s -m 10 -o /dev/null -w '%{{http_code}}' {}/{}", base, name)),
+                  "200");
     }
     std::string metrics;
     // The loops publish their figures every 200 ms; the app counters are live.
-    metrics = run(fmt::format("curl -s -m 10 {}", metrics_url));
+    metrics = testing::shell_output(fmt::format("curl -s -m 10 {}", metrics_url));
     EXPECT_NE(metrics.find("aioloop_file_cache_total{result=\"hit\"} 2\n"), std::string::npos)
         << metrics;
     EXPECT_NE(metrics.find("aioloop_file_cache_total{result=\"miss\"} 3\n"), std::string::npos)

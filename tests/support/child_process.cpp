@@ -1,6 +1,8 @@
 #include "support/child_process.hpp"
 
 #include <algorithm>
+#include <array>
+#include <cstdio>
 
 #include <fcntl.h>
 #include <signal.h>
@@ -192,6 +194,21 @@ std::uint64_t raise_fd_limit(std::uint64_t n) {
     }
     ::getrlimit(RLIMIT_NOFILE, &limit);
     return limit.rlim_cur;
+}
+
+std::string shell_output(const std::string& command) {
+    std::string out;
+    std::FILE* p = ::popen(command.c_str(), "r");
+    if (p == nullptr) {
+        return out;
+    }
+    std::array<char, 4096> buf{};
+    std::size_t n = 0;
+    while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) {
+        out.append(buf.data(), n);
+    }
+    ::pclose(p);
+    return out;
 }
 
 } // namespace aioloop::testing

@@ -63,4 +63,8 @@ std::uint16_t metrics_port(const std::string& log);
 /// Raises RLIMIT_NOFILE's soft limit to at least `n` (up to the hard limit); the limit reached.
 std::uint64_t raise_fd_limit(std::uint64_t n);
 
+/// Runs `command` with /bin/sh, waits for it, and returns what it wrote to stdout (empty when it
+/// could not start): for short tools like curl and sha256sum whose output is the answer.
+std::string shell_output(const std::string& command);
+
 } // namespace aioloop::testing

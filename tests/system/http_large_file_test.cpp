@@ -3,8 +3,6 @@
 // so it costs no disk space, yet every byte goes through the server's chunked reads and sends.
 // In tests/system/ because it moves 1 GiB per backend: it runs alone.
 
-#include <array>
-#include <cstdio>
 #include <filesystem>
 #include <string>
 
@@ -16,6 +14,7 @@
 
 #include <aioloop/loop.hpp>
 
+#include "support/child_process.hpp"
 #include "support/loop_fixture.hpp"
 #include "support/sockets.hpp"
 #include "support/tool_server.hpp"
@@ -26,21 +25,6 @@ namespace {
 namespace fsys = std::filesystem;
 
 constexpr std::uint64_t big_size = (std::uint64_t{1} << 30) + 3;
-
-std::string run(const std::string& command) {
-    std::string out;
-    std::FILE* p = ::popen(command.c_str(), "r");
-    if (p == nullptr) {
-        return out;
-    }
-    std::array<char, 4096> buf{};
-    std::size_t n = 0;
-    while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) {
-        out.append(buf.data(), n);
-    }
-    ::pclose(p);
-    return out;
-}
 
 void write_at(int fd, std::uint64_t offset, const std::string& text) {
     ASSERT_EQ(::pwrite(fd, text.data(), text.size(), static_cast<off_t>(offset)),
@@ -89,7 +73,7 @@ TEST_P(HttpLargeFile, OneGibibyteAndEmptyFileByChecksumWithCurl) {
     if (std::string why = testing::backend_unavailable(GetParam()); !why.empty()) {
         GTEST_SKIP() << why;
     }
-    if (run("command -v curl").empty()) {
+    if (testing::shell_output("command -v curl").empty()) {
         GTEST_SKIP() << "curl not installed";
     }
     auto server = testing::start_tool_server({"http",
@@ -103,17 +87,18 @@ TEST_P(HttpLargeFile, OneGibibyteAndEmptyFileByChecksumWithCurl) {
     ASSERT_NE(server.port, 0) << server.process->err();
     std::string base = fmt::format("http://127.0.0.1:{}", server.port);
 
-    std::string big =
-        run(fmt::format("curl -s -m 18 {}/big.bin | sha256sum | cut -d' ' -f1", base));
+    std::string big = testing::shell_output(
+        fmt::format("curl -s -m 18 {}/big.bin | sha256sum | cut -d' ' -f1", base));
     EXPECT_EQ(big, *big_sha_) << "1 GiB + 3 bytes";
-    std::string head = run(fmt::format("curl -s -m 10 -I {}/big.bin", base));
+    std::string head = testing::shell_output(fmt::format("curl -s -m 10 -I {}/big.bin", base));
     EXPECT_NE(head.find(fmt::format("Content-Length: {}\r\n", big_size)), std::string::npos)
         << head;
 
-    std::string tail = run(fmt::format("curl -s -m 10 -r {}- {}/big.bin", big_size - 3, base));
+    std::string tail =
+        testing::shell_output(fmt::format("curl -s -m 10 -r {}- {}/big.bin", big_size - 3, base));
     EXPECT_EQ(tail, "end");
 
-    std::string empty = run(
+    std::string empty = testing::shell_output(
         fmt::format("curl -s -m 10 -D - -o /dev/null -w '%{{size_download}}' {}/empty.bin", base));
     EXPECT_NE(empty.find("HTTP/1.1 200 OK"), std::string::npos) << empty;
     EXPECT_NE(empty.find("Content-Length: 0\r\n"), std::string::npos) << empty;
