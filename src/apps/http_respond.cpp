@@ -160,9 +160,10 @@ respond(net::tcp_stream* stream, std::shared_ptr<loop_state> state, request req,
     std::uint64_t offset = first;
     std::uint64_t end = first + length;
     bool inline_body = length <= inline_body_limit;
-    if (!inline_body && file->resident) {
-        // Zero copy while the pages are in the page cache: the head with MSG_MORE, then sendfile.
-        if (!send_head_more(stream, *out)) {
+    if (!inline_body) {
+        // Headers first, so that the body goes out as it is read (or by sendfile), unbuffered.
+        // Before a sendfile the head goes with MSG_MORE, to share a segment with the body.
+        if (file->resident && !send_head_more(stream, *out)) {
             outcome.failed = true;
             co_return outcome;
         }
@@ -177,6 +178,9 @@ respond(net::tcp_stream* stream, std::shared_ptr<loop_state> state, request req,
                 co_return outcome;
             }
         }
+    }
+    if (!inline_body && file->resident) {
+        // Zero copy while the pages are in the page cache.
         auto sending = send_resident(stream, state, file, offset, end);
         sendfile_outcome sent = co_await std::move(sending);
         if (sent.failed) {
@@ -186,17 +190,6 @@ respond(net::tcp_stream* stream, std::shared_ptr<loop_state> state, request req,
         outcome.body_bytes += sent.offset - offset;
         offset = sent.offset;
         if (offset == end) {
-            co_return outcome;
-        }
-    } else if (!inline_body) {
-        // Headers first, so that the body chunks go out as they are read, unbuffered.
-        auto sending = send_all(stream,
-                                state->shared->options.send_timeout,
-                                std::as_bytes(std::span<const char>(out->data(), out->size())));
-        bool sent = co_await std::move(sending);
-        out->clear();
-        if (!sent) {
-            outcome.failed = true;
             co_return outcome;
         }
     }
