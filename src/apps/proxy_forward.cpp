@@ -96,12 +96,6 @@ private:
     result<std::size_t> value_{0}; // the result, once the frame is gone
 };
 
-write_job start_write(net::tcp_stream* to, std::span<const std::byte> data, std::stop_token token) {
-    auto writing = to->write(data).with_stop_token(token);
-    auto sent = co_await std::move(writing);
-    co_return sent;
-}
-
 // How a transfer ended: more to come, silent for a while (wait for readiness before the next
 // read, holding no buffer), or the direction is over.
 enum class moved { more, went_idle, over };
@@ -150,10 +144,10 @@ bool check_write(proxy_pair& pair, side from, const result<std::size_t>& sent) {
     return true;
 }
 
-// The last chunk's write, owning its buffer, which goes back to the pool the moment the write
-// ends (a local of the body, not a parameter kept in the frame). Settled here, so that a failed
-// write breaks the pair at once, cancelling the readiness wait pending beside it.
-write_job start_last_write(proxy_pair* pair, side from, buffer_pool::buffer buf, std::size_t n) {
+// A chunk's write, owning its buffer, which goes back to the pool the moment the write ends (a
+// local of the body, not a parameter kept in the frame). Settled here, so that a failed write
+// breaks the pair at once, cancelling the read or readiness wait pending beside it.
+write_job start_chunk_write(proxy_pair* pair, side from, buffer_pool::buffer buf, std::size_t n) {
     buffer_pool::buffer owned = std::move(buf);
     auto writing = pair->stream(other(from))
                        .write(owned.span().first(n))
@@ -193,7 +187,7 @@ task<transfer_end> move_bytes(proxy_pair* pair, side from) {
     // Still bulk while reads bring at least a plain buffer's worth; a bigger bulk buffer need not
     // fill.
     while (*n >= pool.buffer_size() && src.is_open() && dst.is_open()) {
-        write_job job = start_write(&dst, buf.span().first(*n), pair->context().abort);
+        write_job job = start_chunk_write(pair, from, std::move(buf), *n);
         buffer_pool::buffer next = bulk_pool.acquire();
         auto reading_more = src.read(next.span());
         if (wait_first) {
@@ -201,8 +195,8 @@ task<transfer_end> move_bytes(proxy_pair* pair, side from) {
         }
         auto more = co_await std::move(reading_more);
         auto sent = co_await job;
-        if (!check_write(*pair, from, sent)) {
-            co_return transfer_end{moved::over, {}};
+        if (!sent) {
+            co_return transfer_end{moved::over, {}}; // settled by the write itself
         }
         if (!more && more.error() == std::errc::timed_out) {
             co_return transfer_end{moved::went_idle,
@@ -217,14 +211,13 @@ task<transfer_end> move_bytes(proxy_pair* pair, side from) {
     if (!src.is_open() || !dst.is_open()) {
         co_return transfer_end{moved::over, {}};
     }
+    write_job last = start_chunk_write(pair, from, std::move(buf), *n);
     if (wait_first) {
         // The direction waits for readiness next: that wait and this write go out together.
-        write_job last = start_last_write(pair, from, std::move(buf), *n);
         co_return transfer_end{moved::more, std::move(last)};
     }
-    auto writing = dst.write(buf.span().first(*n));
-    auto sent = co_await std::move(writing);
-    co_return transfer_end{check_write(*pair, from, sent) ? moved::more : moved::over, {}};
+    auto sent = co_await last;
+    co_return transfer_end{sent ? moved::more : moved::over, {}};
 }
 
 // An idle direction is this frame and one pending readiness wait, no buffer.
