@@ -21,9 +21,10 @@ start_proxy() { # name port args...
 }
 start_proxy aio 17110 --backend aio
 start_proxy aio-64k 17111 --backend aio --bulk-buffer-size 64K
+start_proxy aio-nolw 17114 --backend aio --bulk-low-water 0
 start_proxy epoll 17112 --backend epoll
 start_proxy uring 17113 --backend uring
-targets="aio aio-64k epoll uring"
+targets="aio aio-nolw aio-64k epoll uring"
 if command -v haproxy > /dev/null; then
     taskset -c 0 haproxy -f "$(haproxy_config 17310 15300)" -db > /dev/null 2>&1 &
     PID[haproxy]=$!

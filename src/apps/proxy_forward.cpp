@@ -3,7 +3,9 @@
 // chunk and the read of the next go out together, in one turn (one io_submit with aio), the
 // article's fused PWRITE + PREAD, with at most two buffers per direction in flight; and the next
 // reads take the bigger bulk buffers, so that each turn moves more bytes (a turn costs one system
-// call however big its reads are).
+// call however big its reads are). A bulk stream that goes on raises its receive low-water mark
+// (proxy_low_water.hpp), so that a proxy faster than its sender is woken once per bulk buffer,
+// not once per TCP segment.
 
 #include <chrono>
 #include <coroutine>
@@ -13,6 +15,7 @@
 
 #include <aioloop/buffer_pool.hpp>
 
+#include "apps/proxy_low_water.hpp"
 #include "apps/proxy_pair.hpp"
 
 namespace aioloop::apps::detail {
@@ -157,14 +160,37 @@ write_job start_chunk_write(proxy_pair* pair, side from, buffer_pool::buffer buf
     co_return sent;
 }
 
+// Raises the source's receive low-water mark when the policy says so.
+void raise_if_streaming(net::tcp_stream& src, low_water_policy& mark) noexcept {
+    if (mark.should_raise()) {
+        mark.set_raised(src.set_receive_low_water(mark.mark()).has_value());
+    }
+}
+
+void lower(net::tcp_stream& src, low_water_policy& mark) noexcept {
+    if (mark.raised() && src.is_open()) {
+        (void)src.set_receive_low_water(1);
+    }
+    mark.set_raised(false);
+}
+
+// Keeps the mark raised only inside the bulk loop: every way out of a transfer lowers it, so
+// that the direction's buffer-less readiness wait, which has no time limit, never waits for it.
+struct lower_on_exit {
+    net::tcp_stream& src;
+    low_water_policy& mark;
+    ~lower_on_exit() { lower(src, mark); }
+};
+
 // Moves what is there now: reads (and, while reads fill the buffer, keeps reading as it writes),
 // writes it all. False when the direction is over. A task of its own so that its frame, with the
 // buffers and awaitables of a transfer, exists only while bytes are in flight.
-task<transfer_end> move_bytes(proxy_pair* pair, side from) {
+task<transfer_end> move_bytes(proxy_pair* pair, side from, low_water_policy* mark) {
     net::tcp_stream& src = pair->stream(from);
     net::tcp_stream& dst = pair->stream(other(from));
     buffer_pool& pool = pair->shared().pool;
     buffer_pool& bulk_pool = pair->shared().bulk_pool;
+    const proxy_options& options = pair->shared().options;
     const bool wait_first = pair->shared().wait_before_read;
     if (!src.is_open() || !dst.is_open()) {
         co_return transfer_end{moved::over,
@@ -183,17 +209,28 @@ task<transfer_end> move_bytes(proxy_pair* pair, side from) {
     if (check_read(*pair, from, n) == after_read::stop) {
         co_return transfer_end{moved::over, {}};
     }
-    // Bulk: write this chunk while the next one is read, in the same turn.
-    // Still bulk while reads bring at least a plain buffer's worth; a bigger bulk buffer need not
-    // fill.
-    while (*n >= pool.buffer_size() && src.is_open() && dst.is_open()) {
+    mark->read(*n);
+    lower_on_exit lowered_at_the_end{src, *mark};
+    // Bulk: write this chunk while the next one is read, in the same turn. Still bulk while reads
+    // bring at least a plain buffer's worth (a bigger bulk buffer need not fill), or while the
+    // low-water mark is raised (the wait for it decides when the stream has stopped).
+    while ((*n >= pool.buffer_size() || mark->raised()) && src.is_open() && dst.is_open()) {
+        raise_if_streaming(src, *mark);
         write_job job = start_chunk_write(pair, from, std::move(buf), *n);
         buffer_pool::buffer next = bulk_pool.acquire();
         auto reading_more = src.read(next.span());
-        if (wait_first) {
-            std::move(reading_more).with_timeout(buffered_read_patience);
-        }
+        std::move(reading_more)
+            .with_timeout(mark->raised() ? clock::duration(options.bulk_low_water_wait)
+                                         : clock::duration(buffered_read_patience));
         auto more = co_await std::move(reading_more);
+        if (!more && more.error() == std::errc::timed_out && mark->raised()) {
+            // The sender stopped short of the mark: take what is there, as an unraised read.
+            lower(src, *mark);
+            auto reading_rest = src.read(next.span());
+            std::move(reading_rest).with_timeout(buffered_read_patience);
+            more = co_await std::move(reading_rest);
+            mark->fell_short(more ? *more : 0);
+        }
         auto sent = co_await job;
         if (!sent) {
             co_return transfer_end{moved::over, {}}; // settled by the write itself
@@ -205,6 +242,7 @@ task<transfer_end> move_bytes(proxy_pair* pair, side from) {
         if (check_read(*pair, from, more) == after_read::stop) {
             co_return transfer_end{moved::over, {}};
         }
+        mark->read(*more);
         buf = std::move(next);
         n = more;
     }
@@ -227,6 +265,7 @@ task<void> forward_bytes(proxy_pair* pair, side from) {
     // The last chunk's write, still going while the wait for the next bytes starts beside it; it
     // must end before the next read, so that a slow receiver holds the sender back.
     std::optional<write_job> writing;
+    low_water_policy mark(pair->shared().options.bulk_low_water);
     for (;;) {
         if (!src.is_open() || !pair->stream(other(from)).is_open()) {
             break;
@@ -249,7 +288,7 @@ task<void> forward_bytes(proxy_pair* pair, side from) {
                 co_return;
             }
         }
-        auto moving = move_bytes(pair, from);
+        auto moving = move_bytes(pair, from, &mark);
         transfer_end end = co_await std::move(moving);
         if (end.last_write) {
             writing.emplace(std::move(*end.last_write));
@@ -258,6 +297,9 @@ task<void> forward_bytes(proxy_pair* pair, side from) {
             break;
         }
         idle = end.outcome == moved::went_idle;
+        if (idle) {
+            mark.went_idle();
+        }
     }
     if (writing) {
         write_job& last = *writing; // its frame resumes this one when it ends: must not outlive it

@@ -1,8 +1,12 @@
+#include <algorithm>
+
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <climits>
 
 #include <aioloop/net/tcp_stream.hpp>
 
@@ -71,6 +75,14 @@ address tcp_stream::peer() const noexcept {
 result<void> tcp_stream::set_nodelay(bool on) noexcept {
     int value = on ? 1 : 0;
     if (::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &value, sizeof(value)) != 0) {
+        return fail_errno();
+    }
+    return {};
+}
+
+result<void> tcp_stream::set_receive_low_water(std::size_t bytes) noexcept {
+    int value = static_cast<int>(std::clamp<std::size_t>(bytes, 1, INT_MAX));
+    if (::setsockopt(fd_, SOL_SOCKET, SO_RCVLOWAT, &value, sizeof(value)) != 0) {
         return fail_errno();
     }
     return {};

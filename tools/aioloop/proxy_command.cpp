@@ -20,6 +20,8 @@ struct proxy_args {
     unsigned idle_timeout_ms = 0;
     std::size_t buffer_size = 64 * 1024;
     std::size_t bulk_buffer_size = 256 * 1024;
+    std::size_t bulk_low_water = 256 * 1024;
+    unsigned bulk_low_water_wait_us = 1000;
 };
 
 } // namespace
@@ -57,6 +59,21 @@ void add_proxy_command(CLI::App& app, int& exit_code) {
         ->transform(CLI::AsSizeValue(false))
         ->check(CLI::Range(std::size_t{512}, std::size_t{16} << 20))
         ->capture_default_str();
+    command
+        ->add_option("--bulk-low-water",
+                     args->bulk_low_water,
+                     "a direction that keeps moving bulk buffers wakes only once this many bytes "
+                     "are queued (SO_RCVLOWAT), not at every TCP segment; 0: never")
+        ->transform(CLI::AsSizeValue(false))
+        ->check(CLI::Range(std::size_t{0}, std::size_t{16} << 20))
+        ->capture_default_str();
+    command
+        ->add_option("--bulk-low-water-wait-us",
+                     args->bulk_low_water_wait_us,
+                     "the longest wait for the low-water mark; the last bytes of a sender that "
+                     "stopped short of it go out this late, once per burst")
+        ->check(CLI::Range(1u, 1'000'000u))
+        ->capture_default_str();
     command->callback([options, args, &exit_code] {
         auto config = make_server_config(*options, "proxy", "127.0.0.1:7001");
         auto resolved = net::address::resolve(args->upstream);
@@ -71,6 +88,8 @@ void add_proxy_command(CLI::App& app, int& exit_code) {
         proxy.idle_timeout = std::chrono::milliseconds(args->idle_timeout_ms);
         proxy.buffer_size = args->buffer_size;
         proxy.bulk_buffer_size = args->bulk_buffer_size;
+        proxy.bulk_low_water = args->bulk_low_water;
+        proxy.bulk_low_water_wait = std::chrono::microseconds(args->bulk_low_water_wait_us);
         exit_code = apps::run_server(config, apps::make_proxy_handler(std::move(proxy)));
     });
 }

@@ -29,6 +29,14 @@ struct proxy_options {
     /// bigger reads and writes carry more bytes per io_submit. Not above `buffer_size`: never
     /// grow.
     std::size_t bulk_buffer_size = 256 * 1024;
+    /// A direction that keeps moving bulk buffers raises its source's receive low-water mark to
+    /// this many bytes (SO_RCVLOWAT), so that a proxy faster than its sender wakes once per this
+    /// many bytes instead of once per TCP segment; 0: never.
+    std::size_t bulk_low_water = 256 * 1024;
+    /// How long a wait for the low-water mark may last: a sender that stops short of it has its
+    /// last bytes forwarded this late at most, once; then the mark stays down until the
+    /// direction has gone idle.
+    std::chrono::microseconds bulk_low_water_wait{1000};
 };
 
 /// A handler factory for run_server(). Counters: bytes_in is what clients sent, bytes_out what they

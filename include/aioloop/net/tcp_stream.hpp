@@ -54,6 +54,12 @@ public:
     address peer() const noexcept;
     /// TCP_NODELAY on or off.
     result<void> set_nodelay(bool on) noexcept;
+    /// The receive low-water mark (SO_RCVLOWAT): a readiness wait ends only once this many bytes
+    /// are queued, or the peer ended or broke the stream, or its window is nearly closed; so does
+    /// a read that has to wait (one that finds bytes at once returns them, however few). 1, the
+    /// default, ends a wait at the first byte. Lowering the mark ends a pending wait at once when
+    /// enough bytes are queued for the new mark.
+    result<void> set_receive_low_water(std::size_t bytes) noexcept;
 
 private:
     loop* loop_ = nullptr;
