@@ -30,6 +30,11 @@ using namespace std::chrono_literals;
 // io_uring every read (a readiness wait first would be one more SQE and turn per message).
 constexpr auto buffered_read_patience = 20ms;
 
+// A direction that waited this long for its next byte starts a new stream: the low-water policy
+// forgets what it learnt about the last one. Longer than the patience above, so that a sender
+// that a busy machine keeps off the CPU for a few tens of milliseconds is still the same stream.
+constexpr auto new_stream_after = 200ms;
+
 // A write started now and awaited later, so that the read (or readiness wait) issued meanwhile
 // joins it in the same turn. Awaited, it is destroyed by its owner; if it ends before anyone
 // awaits it, it leaves its result in its owner and frees its frame at once, so that a direction
@@ -127,6 +132,7 @@ after_read check_read(proxy_pair& pair, side from, const result<std::size_t>& n)
         return after_read::stop;
     }
     pair.touch();
+    pair.count_read(from);
     if (from == client_side) {
         pair.context().counters.bytes_in += *n;
     }
@@ -209,13 +215,13 @@ task<transfer_end> move_bytes(proxy_pair* pair, side from, low_water_policy* mar
     if (check_read(*pair, from, n) == after_read::stop) {
         co_return transfer_end{moved::over, {}};
     }
-    mark->read(*n);
+    mark->read(*n, pair->reads_from(other(from)));
     lower_on_exit lowered_at_the_end{src, *mark};
+    raise_if_streaming(src, *mark); // also when a stream's segments never fill a plain buffer
     // Bulk: write this chunk while the next one is read, in the same turn. Still bulk while reads
     // bring at least a plain buffer's worth (a bigger bulk buffer need not fill), or while the
     // low-water mark is raised (the wait for it decides when the stream has stopped).
     while ((*n >= pool.buffer_size() || mark->raised()) && src.is_open() && dst.is_open()) {
-        raise_if_streaming(src, *mark);
         write_job job = start_chunk_write(pair, from, std::move(buf), *n);
         buffer_pool::buffer next = bulk_pool.acquire();
         auto reading_more = src.read(next.span());
@@ -229,7 +235,7 @@ task<transfer_end> move_bytes(proxy_pair* pair, side from, low_water_policy* mar
             auto reading_rest = src.read(next.span());
             std::move(reading_rest).with_timeout(buffered_read_patience);
             more = co_await std::move(reading_rest);
-            mark->fell_short(more ? *more : 0);
+            mark->fell_short(pair->reads_from(other(from)));
         }
         auto sent = co_await job;
         if (!sent) {
@@ -242,7 +248,8 @@ task<transfer_end> move_bytes(proxy_pair* pair, side from, low_water_policy* mar
         if (check_read(*pair, from, more) == after_read::stop) {
             co_return transfer_end{moved::over, {}};
         }
-        mark->read(*more);
+        mark->read(*more, pair->reads_from(other(from)));
+        raise_if_streaming(src, *mark);
         buf = std::move(next);
         n = more;
     }
@@ -272,7 +279,11 @@ task<void> forward_bytes(proxy_pair* pair, side from) {
         }
         if (pair->shared().wait_before_read || idle) {
             auto waiting = pair->owner().fd_readable(src.fd()).tracked_by(pair->wait_slot(from));
+            auto wait_started = clock::now();
             auto ready = co_await std::move(waiting);
+            if (clock::now() - wait_started >= new_stream_after) {
+                mark.new_stream();
+            }
             if (writing) {
                 write_job& last = *writing; // named: GCC would copy `*writing` into the frame
                 auto sent = co_await last;
@@ -297,9 +308,6 @@ task<void> forward_bytes(proxy_pair* pair, side from) {
             break;
         }
         idle = end.outcome == moved::went_idle;
-        if (idle) {
-            mark.went_idle();
-        }
     }
     if (writing) {
         write_job& last = *writing; // its frame resumes this one when it ends: must not outlive it

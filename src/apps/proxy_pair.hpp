@@ -65,6 +65,10 @@ public:
     /// A byte moved: pushes the idle deadline back (when there is one).
     void touch() noexcept;
     clock::time_point last_active() const noexcept { return last_active_; }
+    /// Reads that brought bytes from `s` so far (wrapping): the low-water policy of the other
+    /// direction tells a dialogue from a one-way stream by it.
+    std::uint32_t reads_from(side s) const noexcept { return reads_[s]; }
+    void count_read(side s) noexcept { ++reads_[s]; }
 
     /// `from` reached end of stream: the other peer reads end of stream too (shutdown SHUT_WR).
     void forward_eof(side from) noexcept;
@@ -99,6 +103,7 @@ private:
     net::tcp_stream streams_[2];
     aioloop::detail::operation* waits_[2] = {nullptr, nullptr};
     clock::time_point last_active_;
+    std::uint32_t reads_[2] = {0, 0};
     std::stop_source idle_stop_{std::nostopstate};
     unsigned tasks_ = 0;
     unsigned directions_ = 2;

@@ -95,6 +95,42 @@ TEST_P(LowWater, AWaitEndsOnlyOnceTheMarkIsQueuedOrLowered) {
     EXPECT_NE(*lowered & POLLIN, 0u);
 }
 
+TEST_P(LowWater, APendingReadWaitsForTheMarkToo) {
+    auto listener = net::tcp_listener::bind(ev(), *net::address::parse("127.0.0.1:0"));
+    ASSERT_TRUE(listener) << listener.error().message();
+    auto peer = testing::connect_blocking(listener->local_address());
+    ASSERT_GE(peer.get(), 0);
+    result<std::size_t> first = 0;
+    result<std::size_t> short_read = 0;
+    auto main = [&]() -> task<void> {
+        auto accepting = listener->accept();
+        auto accepted = co_await std::move(accepting);
+        if (!accepted) {
+            ADD_FAILURE() << "accept: " << accepted.error().message();
+            co_return;
+        }
+        net::tcp_stream s = std::move(*accepted);
+        std::vector<std::byte> buf(2 * mark);
+        EXPECT_TRUE(send_bytes(peer.get(), 1000));
+        auto reading = s.read(buf).with_timeout(10s);
+        first = co_await std::move(reading);
+        EXPECT_TRUE(s.set_receive_low_water(mark));
+        auto sending = [&]() -> task<void> {
+            auto pause = ev().sleep_for(50ms); // the read below is in the kernel by then
+            co_await pause;
+            EXPECT_TRUE(send_bytes(peer.get(), 1000));
+        };
+        ev().spawn(sending());
+        auto waiting = s.read(buf).with_timeout(300ms);
+        short_read = co_await std::move(waiting);
+    };
+    ev().block_on(main());
+    ASSERT_TRUE(first) << first.error().message();
+    EXPECT_EQ(*first, 1000u);
+    ASSERT_FALSE(short_read) << "read " << *short_read << " bytes below the mark";
+    EXPECT_EQ(short_read.error(), std::errc::timed_out);
+}
+
 INSTANTIATE_TEST_SUITE_P(AllBackends,
                          LowWater,
                          testing::all_backends(),

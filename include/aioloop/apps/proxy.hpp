@@ -34,8 +34,9 @@ struct proxy_options {
     /// many bytes instead of once per TCP segment; 0: never.
     std::size_t bulk_low_water = 256 * 1024;
     /// How long a wait for the low-water mark may last: a sender that stops short of it has its
-    /// last bytes forwarded this late at most, once; then the mark stays down until the
-    /// direction has gone idle.
+    /// last bytes forwarded this late at most. Two such waits with an answer from the other peer
+    /// in between (a dialogue of big messages) keep the mark down until the direction has waited
+    /// 200 ms for a byte.
     std::chrono::microseconds bulk_low_water_wait{1000};
 };
 
