@@ -20,6 +20,18 @@ haproxy_config() {
     echo "$cfg"
 }
 
+# start_proxy NAME PORT UPSTREAM_PORT ARGS...: `aioloop proxy` on core 0 from 127.0.0.1:PORT to
+# 127.0.0.1:UPSTREAM_PORT with ARGS; its pid goes to PID[NAME] and its port to PORT[NAME] (the
+# caller declares both: declare -A PID PORT).
+start_proxy() {
+    local name=$1 port=$2 upstream=$3
+    shift 3
+    taskset -c 0 "$A" proxy --listen 127.0.0.1:$port --upstream 127.0.0.1:$upstream --quiet "$@" \
+        2>/dev/null &
+    PID[$name]=$!
+    PORT[$name]=$port
+}
+
 # syscalls_of PID COMMAND...: runs COMMAND while perf counts PID's system calls; the count goes to
 # $work/syscalls, COMMAND's output to stdout.
 syscalls_of() {

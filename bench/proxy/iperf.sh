@@ -12,18 +12,11 @@ SECONDS_EACH=${SECONDS_EACH:-3}
 SERVER_CORE=${SERVER_CORE:-1}
 taskset -c "$SERVER_CORE" iperf3 -s -p 15300 > /dev/null 2>&1 &
 declare -A PORT=([direct]=15300) PID=([direct]=$!)
-start_proxy() { # name port args...
-    local name=$1 port=$2
-    shift 2
-    taskset -c 0 "$A" proxy --listen 127.0.0.1:$port --upstream 127.0.0.1:15300 --quiet "$@" 2>/dev/null &
-    PID[$name]=$!
-    PORT[$name]=$port
-}
-start_proxy aio 17110 --backend aio
-start_proxy aio-64k 17111 --backend aio --bulk-buffer-size 64K
-start_proxy aio-nolw 17114 --backend aio --bulk-low-water 0
-start_proxy epoll 17112 --backend epoll
-start_proxy uring 17113 --backend uring
+start_proxy aio 17110 15300 --backend aio
+start_proxy aio-64k 17111 15300 --backend aio --bulk-buffer-size 64K
+start_proxy aio-nolw 17114 15300 --backend aio --bulk-low-water 0
+start_proxy epoll 17112 15300 --backend epoll
+start_proxy uring 17113 15300 --backend uring
 targets="aio aio-nolw aio-64k epoll uring"
 if command -v haproxy > /dev/null; then
     taskset -c 0 haproxy -f "$(haproxy_config 17310 15300)" -db > /dev/null 2>&1 &

@@ -37,17 +37,10 @@ http {
 CONF
 taskset -c 0 nginx -c "$work/nginx/nginx.conf" -e stderr &
 declare -A PORT PID
-start_proxy() { # name port args...
-    local name=$1 port=$2
-    shift 2
-    taskset -c 0 "$A" proxy --listen 127.0.0.1:$port --upstream 127.0.0.1:18580 --quiet "$@" 2>/dev/null &
-    PID[$name]=$!
-    PORT[$name]=$port
-}
-start_proxy aio 18581 --backend aio
-start_proxy aio-nolw 18582 --backend aio --bulk-low-water 0
-start_proxy epoll 18583 --backend epoll
-start_proxy uring 18584 --backend uring
+start_proxy aio 18581 18580 --backend aio
+start_proxy aio-nolw 18582 18580 --backend aio --bulk-low-water 0
+start_proxy epoll 18583 18580 --backend epoll
+start_proxy uring 18584 18580 --backend uring
 sleep 0.5
 for r in $(seq 1 "$ROUNDS"); do
     for size in $SIZES; do

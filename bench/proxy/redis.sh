@@ -10,10 +10,7 @@ taskset -c 0 redis-server --port 16400 --bind 127.0.0.1 --save '' --appendonly n
 declare -A PORT=([direct]=16400) PID=([direct]=$!)
 sleep 0.5
 for b in aio epoll uring; do
-    port=$((17100 + ${#PORT[@]}))
-    taskset -c 0 "$A" proxy --listen 127.0.0.1:$port --upstream 127.0.0.1:16400 --backend $b --quiet 2>/dev/null &
-    PID[$b]=$!
-    PORT[$b]=$port
+    start_proxy $b $((17100 + ${#PORT[@]})) 16400 --backend $b
 done
 targets="direct aio epoll uring"
 if command -v haproxy > /dev/null; then

@@ -5,6 +5,7 @@
 // the proxy's bulk streams count on it.
 
 #include <chrono>
+#include <optional>
 #include <vector>
 
 #include <poll.h>
@@ -22,7 +23,35 @@ namespace {
 
 using namespace std::chrono_literals;
 
-class LowWater : public testing::loop_test {};
+// A listener and a connected blocking peer; the test's loop accepts the other end.
+class LowWater : public testing::loop_test {
+protected:
+    void SetUp() override {
+        testing::loop_test::SetUp();
+        if (IsSkipped()) {
+            return;
+        }
+        auto bound = net::tcp_listener::bind(ev(), *net::address::parse("127.0.0.1:0"));
+        ASSERT_TRUE(bound) << bound.error().message();
+        listener_.emplace(std::move(*bound));
+        peer_ = testing::connect_blocking(listener_->local_address());
+        ASSERT_GE(peer_.get(), 0);
+    }
+
+    // The accepted end, or nothing (and the test failed).
+    task<std::optional<net::tcp_stream>> accept_peer() {
+        auto accepting = listener_->accept();
+        auto accepted = co_await std::move(accepting);
+        if (!accepted) {
+            ADD_FAILURE() << "accept: " << accepted.error().message();
+            co_return std::nullopt;
+        }
+        co_return std::move(*accepted);
+    }
+
+    std::optional<net::tcp_listener> listener_;
+    testing::scoped_fd peer_;
+};
 
 constexpr std::size_t mark = 64 * 1024;
 
@@ -32,20 +61,15 @@ bool send_bytes(int fd, std::size_t n) {
 }
 
 TEST_P(LowWater, AWaitEndsOnlyOnceTheMarkIsQueuedOrLowered) {
-    auto listener = net::tcp_listener::bind(ev(), *net::address::parse("127.0.0.1:0"));
-    ASSERT_TRUE(listener) << listener.error().message();
-    auto peer = testing::connect_blocking(listener->local_address());
-    ASSERT_GE(peer.get(), 0);
 
     result<std::size_t> short_of_mark = 0;
     result<std::size_t> at_mark = tl::unexpected(std::make_error_code(std::errc::timed_out));
     result<std::size_t> lowered = tl::unexpected(std::make_error_code(std::errc::timed_out));
     std::size_t drained = 0;
     auto main = [&]() -> task<void> {
-        auto accepting = listener->accept();
+        auto accepting = accept_peer();
         auto accepted = co_await std::move(accepting);
         if (!accepted) {
-            ADD_FAILURE() << "accept: " << accepted.error().message();
             co_return;
         }
         net::tcp_stream s = std::move(*accepted);
@@ -53,12 +77,12 @@ TEST_P(LowWater, AWaitEndsOnlyOnceTheMarkIsQueuedOrLowered) {
         EXPECT_TRUE(raised) << raised.error().message();
 
         // Less than the mark: the wait runs out.
-        EXPECT_TRUE(send_bytes(peer.get(), 1000));
+        EXPECT_TRUE(send_bytes(peer_.get(), 1000));
         auto below = ev().fd_readable(s.fd()).with_timeout(100ms);
         short_of_mark = co_await std::move(below);
 
         // The rest of the mark arrives: the wait ends.
-        EXPECT_TRUE(send_bytes(peer.get(), mark - 1000));
+        EXPECT_TRUE(send_bytes(peer_.get(), mark - 1000));
         auto reaching = ev().fd_readable(s.fd()).with_timeout(10s);
         at_mark = co_await std::move(reaching);
 
@@ -73,7 +97,7 @@ TEST_P(LowWater, AWaitEndsOnlyOnceTheMarkIsQueuedOrLowered) {
             }
             drained += *n;
         }
-        EXPECT_TRUE(send_bytes(peer.get(), 1000));
+        EXPECT_TRUE(send_bytes(peer_.get(), 1000));
         auto lowering = [&]() -> task<void> {
             auto pause = ev().sleep_for(50ms); // the wait below is in the kernel by then
             co_await pause;
@@ -96,29 +120,24 @@ TEST_P(LowWater, AWaitEndsOnlyOnceTheMarkIsQueuedOrLowered) {
 }
 
 TEST_P(LowWater, APendingReadWaitsForTheMarkToo) {
-    auto listener = net::tcp_listener::bind(ev(), *net::address::parse("127.0.0.1:0"));
-    ASSERT_TRUE(listener) << listener.error().message();
-    auto peer = testing::connect_blocking(listener->local_address());
-    ASSERT_GE(peer.get(), 0);
     result<std::size_t> first = 0;
     result<std::size_t> short_read = 0;
     auto main = [&]() -> task<void> {
-        auto accepting = listener->accept();
+        auto accepting = accept_peer();
         auto accepted = co_await std::move(accepting);
         if (!accepted) {
-            ADD_FAILURE() << "accept: " << accepted.error().message();
             co_return;
         }
         net::tcp_stream s = std::move(*accepted);
         std::vector<std::byte> buf(2 * mark);
-        EXPECT_TRUE(send_bytes(peer.get(), 1000));
+        EXPECT_TRUE(send_bytes(peer_.get(), 1000));
         auto reading = s.read(buf).with_timeout(10s);
         first = co_await std::move(reading);
         EXPECT_TRUE(s.set_receive_low_water(mark));
         auto sending = [&]() -> task<void> {
             auto pause = ev().sleep_for(50ms); // the read below is in the kernel by then
             co_await pause;
-            EXPECT_TRUE(send_bytes(peer.get(), 1000));
+            EXPECT_TRUE(send_bytes(peer_.get(), 1000));
         };
         ev().spawn(sending());
         auto waiting = s.read(buf).with_timeout(300ms);
