@@ -75,6 +75,17 @@ format_prometheus(std::string_view backend, const loop_stats& stats, const app_c
         out += fmt::format("aioloop_file_cache_total{{result=\"eviction\"}} {}\n",
                            counters.file_cache_evictions.load());
     }
+    if (counters.low_water_raises.load() > 0) {
+        metric("low_water_total",
+               "counter",
+               "Bulk streams' receive low-water marks: raised, waits that ran out, given up.");
+        out += fmt::format("aioloop_low_water_total{{event=\"raised\"}} {}\n",
+                           counters.low_water_raises.load());
+        out += fmt::format("aioloop_low_water_total{{event=\"short_wait\"}} {}\n",
+                           counters.low_water_short_waits.load());
+        out += fmt::format("aioloop_low_water_total{{event=\"gave_up\"}} {}\n",
+                           counters.low_water_give_ups.load());
+    }
     return out;
 }
 

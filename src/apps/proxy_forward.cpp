@@ -167,9 +167,10 @@ write_job start_chunk_write(proxy_pair* pair, side from, buffer_pool::buffer buf
 }
 
 // Raises the source's receive low-water mark when the policy says so.
-void raise_if_streaming(net::tcp_stream& src, low_water_policy& mark) noexcept {
+void raise_if_streaming(proxy_pair& pair, side from, low_water_policy& mark) noexcept {
     if (mark.should_raise()) {
-        mark.set_raised(src.set_receive_low_water(mark.mark()).has_value());
+        mark.set_raised(pair.stream(from).set_receive_low_water(mark.mark()).has_value());
+        pair.context().counters.low_water_raises += mark.raised() ? 1 : 0;
     }
 }
 
@@ -217,7 +218,8 @@ task<transfer_end> move_bytes(proxy_pair* pair, side from, low_water_policy* mar
     }
     mark->read(*n, pair->reads_from(other(from)));
     lower_on_exit lowered_at_the_end{src, *mark};
-    raise_if_streaming(src, *mark); // also when a stream's segments never fill a plain buffer
+    raise_if_streaming(
+        *pair, from, *mark); // also when a stream's segments never fill a plain buffer
     // Bulk: write this chunk while the next one is read, in the same turn. Still bulk while reads
     // bring at least a plain buffer's worth (a bigger bulk buffer need not fill), or while the
     // low-water mark is raised (the wait for it decides when the stream has stopped).
@@ -235,7 +237,9 @@ task<transfer_end> move_bytes(proxy_pair* pair, side from, low_water_policy* mar
             auto reading_rest = src.read(next.span());
             std::move(reading_rest).with_timeout(buffered_read_patience);
             more = co_await std::move(reading_rest);
-            mark->fell_short(pair->reads_from(other(from)));
+            app_counters& counters = pair->context().counters;
+            ++counters.low_water_short_waits;
+            counters.low_water_give_ups += mark->fell_short(pair->reads_from(other(from))) ? 1 : 0;
         }
         auto sent = co_await job;
         if (!sent) {
@@ -249,7 +253,7 @@ task<transfer_end> move_bytes(proxy_pair* pair, side from, low_water_policy* mar
             co_return transfer_end{moved::over, {}};
         }
         mark->read(*more, pair->reads_from(other(from)));
-        raise_if_streaming(src, *mark);
+        raise_if_streaming(*pair, from, *mark);
         buf = std::move(next);
         n = more;
     }

@@ -49,13 +49,14 @@ public:
     }
     void set_raised(bool raised) noexcept { raised_ = raised; }
 
-    /// A raised wait ran out (the caller lowers the mark); `answers` as for read().
-    void fell_short(std::uint32_t answers) noexcept {
-        if (had_short_wait_ && answers != answers_at_short_wait_) {
-            gave_up_ = true; // answered between two stops: a dialogue
-        }
+    /// A raised wait ran out (the caller lowers the mark); `answers` as for read(). True when
+    /// the policy gives up on the mark now.
+    bool fell_short(std::uint32_t answers) noexcept {
+        bool giving_up = !gave_up_ && had_short_wait_ && answers != answers_at_short_wait_;
+        gave_up_ = gave_up_ || giving_up; // answered between two stops: a dialogue
         had_short_wait_ = true;
         answers_at_short_wait_ = answers;
+        return giving_up;
     }
     /// The direction waited long for its next byte: what comes next is a new stream.
     void new_stream() noexcept { *this = low_water_policy(mark_); }

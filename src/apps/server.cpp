@@ -356,6 +356,16 @@ int server::run() {
                        "file_cache_evictions",
                        counters_.file_cache_evictions.load());
         }
+        if (counters_.low_water_raises.load() > 0) {
+            fmt::print(stderr,
+                       "{:<24} {}\n{:<24} {}\n{:<24} {}\n",
+                       "low_water_raises",
+                       counters_.low_water_raises.load(),
+                       "low_water_short_waits",
+                       counters_.low_water_short_waits.load(),
+                       "low_water_give_ups",
+                       counters_.low_water_give_ups.load());
+        }
     }
     return 0;
 }

@@ -184,6 +184,18 @@ private:
 };
 
 /// `aioloop proxy` on one backend, from each test's GetParam().
+// The number after `name` and spaces at the start of a line (--stats, /metrics); -1 if absent.
+inline long long number_after(const std::string& text, const std::string& name) {
+    for (std::size_t at = text.find(name); at != std::string::npos; at = text.find(name, at + 1)) {
+        std::size_t value = at + name.size();
+        if ((at > 0 && text[at - 1] != '\n') || value >= text.size() || text[value] != ' ') {
+            continue;
+        }
+        return std::stoll(text.substr(text.find_first_not_of(' ', value)));
+    }
+    return -1;
+}
+
 class proxy_tool_test : public ::testing::TestWithParam<backend_kind> {
 protected:
     void SetUp() override {

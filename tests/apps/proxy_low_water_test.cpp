@@ -4,7 +4,8 @@
 // upstream answers. The first tail finds the mark raised (again, if the burst's own end fell short
 // of it) and waits for the wait to run out. The next stop short of the mark, the end of the second
 // burst or its tail, comes after an answer: a dialogue, so the proxy gives up on the mark and the
-// third tail goes through at once.
+// third tail goes through at once. The --stats and /metrics counters
+// report the same.
 // With a 1 s wait the delays are far apart from any scheduling noise.
 
 #include <atomic>
@@ -99,7 +100,10 @@ TEST_P(ProxyLowWater, ATailWaitsForTheMarkThenADialogueStopsPayingForIt) {
     scoped_fd listener = listen_loopback();
     tool_server s = start_proxy(
         "127.0.0.1:" + std::to_string(local_port(listener.get())),
-        {"--bulk-low-water-wait-us",
+        {"--stats",
+         "--metrics",
+         "127.0.0.1:0",
+         "--bulk-low-water-wait-us",
          std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(wait).count())});
     ASSERT_NE(s.port, 0);
     scoped_fd client = connect_to("127.0.0.1", s.port);
@@ -158,7 +162,26 @@ TEST_P(ProxyLowWater, ATailWaitsForTheMarkThenADialogueStopsPayingForIt) {
     // The wait began when the last bulk read was issued, a little before the tail was sent.
     EXPECT_GE(answered_after[0], wait * 8 / 10) << ms(answered_after[0]) << " ms";
     EXPECT_LT(answered_after[2], wait * 8 / 10) << ms(answered_after[2]) << " ms";
-    EXPECT_EQ(stop(s), 0) << s.process->err();
+    std::uint16_t metrics = aioloop::testing::metrics_port(s.process->err());
+    std::string body;
+    for (int attempt = 0; attempt < 50 && metrics != 0; ++attempt) {
+        scoped_fd scrape = connect_to("127.0.0.1", metrics);
+        send_all(scrape.get(), "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+        body = read_to_end(scrape.get());
+        if (number_after(body, "aioloop_low_water_total{event=\"gave_up\"}") >= 1) {
+            break;
+        }
+        std::this_thread::sleep_for(100ms);
+    }
+    EXPECT_EQ(number_after(body, "aioloop_low_water_total{event=\"gave_up\"}"), 1) << body;
+    EXPECT_GE(number_after(body, "aioloop_low_water_total{event=\"raised\"}"), 1) << body;
+    ASSERT_EQ(stop(s), 0) << s.process->err();
+    // The counters say the same: raised in the first burst (and again after each wait that ran
+    // out while no answer had come), one give-up, at the second stop after an answer.
+    std::string stats = s.process->err();
+    EXPECT_GE(number_after(stats, "low_water_raises"), 1) << stats;
+    EXPECT_GE(number_after(stats, "low_water_short_waits"), 2) << stats;
+    EXPECT_EQ(number_after(stats, "low_water_give_ups"), 1) << stats;
 }
 
 INSTANTIATE_TEST_SUITE_P(AllBackends, ProxyLowWater, all_backends(), backend_name);

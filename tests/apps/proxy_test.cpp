@@ -316,18 +316,6 @@ TEST_P(ProxyTool, ClientThatDoesNotReadStopsTheUpstreamSoon) {
     EXPECT_EQ(stop(s), 0) << s.process->err();
 }
 
-// The number after `name` and spaces at the start of a line (--stats, /metrics); -1 if absent.
-long long number_after(const std::string& text, const std::string& name) {
-    for (std::size_t at = text.find(name); at != std::string::npos; at = text.find(name, at + 1)) {
-        std::size_t value = at + name.size();
-        if ((at > 0 && text[at - 1] != '\n') || value >= text.size() || text[value] != ' ') {
-            continue;
-        }
-        return std::stoll(text.substr(text.find_first_not_of(' ', value)));
-    }
-    return -1;
-}
-
 TEST_P(ProxyTool, CountsBytesRequestsAndErrorsInStatsAndMetrics) {
     scoped_fd listener = listen_loopback();
     tool_server s =

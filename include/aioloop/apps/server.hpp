@@ -50,6 +50,11 @@ struct app_counters {
     std::atomic<std::uint64_t> file_cache_hits{0};
     std::atomic<std::uint64_t> file_cache_misses{0};
     std::atomic<std::uint64_t> file_cache_evictions{0};
+    /// Bulk streams' receive low-water marks (`aioloop proxy`): raised, waits for one that ran
+    /// out, and directions that gave up on it (a dialogue); printed and exported once raised.
+    std::atomic<std::uint64_t> low_water_raises{0};
+    std::atomic<std::uint64_t> low_water_short_waits{0};
+    std::atomic<std::uint64_t> low_water_give_ups{0};
 };
 
 /// What a connection handler gets besides its stream.
