@@ -1,6 +1,10 @@
+#include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <mutex>
+#include <string_view>
 #include <thread>
+#include <utility>
 
 #include <signal.h>
 
@@ -14,6 +18,13 @@
 namespace aioloop::apps {
 
 namespace {
+
+// One `name value` line per counter on stderr, aligned like the loop's stats above them.
+void print_counters(std::initializer_list<std::pair<std::string_view, std::uint64_t>> counters) {
+    for (const auto& [name, value] : counters) {
+        fmt::print(stderr, "{:<24} {}\n", name, value);
+    }
+}
 
 using namespace std::chrono_literals;
 
@@ -334,37 +345,20 @@ int server::run() {
     if (config_.print_stats) {
         loop_stats total = total_stats();
         fmt::print(stderr, "{}", format_stats(total));
-        fmt::print(stderr,
-                   "{:<24} {}\n{:<24} {}\n{:<24} {}\n{:<24} {}\n{:<24} {}\n",
-                   "connections_accepted",
-                   counters_.connections_accepted.load(),
-                   "bytes_in",
-                   counters_.bytes_in.load(),
-                   "bytes_out",
-                   counters_.bytes_out.load(),
-                   "requests",
-                   counters_.requests.load(),
-                   "errors",
-                   counters_.errors.load());
+        print_counters({{"connections_accepted", counters_.connections_accepted.load()},
+                        {"bytes_in", counters_.bytes_in.load()},
+                        {"bytes_out", counters_.bytes_out.load()},
+                        {"requests", counters_.requests.load()},
+                        {"errors", counters_.errors.load()}});
         if (counters_.file_cache_hits.load() + counters_.file_cache_misses.load() > 0) {
-            fmt::print(stderr,
-                       "{:<24} {}\n{:<24} {}\n{:<24} {}\n",
-                       "file_cache_hits",
-                       counters_.file_cache_hits.load(),
-                       "file_cache_misses",
-                       counters_.file_cache_misses.load(),
-                       "file_cache_evictions",
-                       counters_.file_cache_evictions.load());
+            print_counters({{"file_cache_hits", counters_.file_cache_hits.load()},
+                            {"file_cache_misses", counters_.file_cache_misses.load()},
+                            {"file_cache_evictions", counters_.file_cache_evictions.load()}});
         }
         if (counters_.low_water_raises.load() > 0) {
-            fmt::print(stderr,
-                       "{:<24} {}\n{:<24} {}\n{:<24} {}\n",
-                       "low_water_raises",
-                       counters_.low_water_raises.load(),
-                       "low_water_short_waits",
-                       counters_.low_water_short_waits.load(),
-                       "low_water_give_ups",
-                       counters_.low_water_give_ups.load());
+            print_counters({{"low_water_raises", counters_.low_water_raises.load()},
+                            {"low_water_short_waits", counters_.low_water_short_waits.load()},
+                            {"low_water_give_ups", counters_.low_water_give_ups.load()}});
         }
     }
     return 0;
