@@ -18,6 +18,7 @@
 #include "support/loop_fixture.hpp"
 #include "support/seccomp.hpp"
 #include "support/sockets.hpp"
+#include "support/tool_server.hpp"
 
 #ifndef __NR_cachestat
 #define __NR_cachestat 451
@@ -28,14 +29,12 @@ namespace {
 
 namespace fsys = std::filesystem;
 
-class HttpWithoutCachestat : public testing::loop_test {
+class HttpWithoutCachestat : public ::testing::TestWithParam<backend_kind> {
 protected:
     void SetUp() override {
-        testing::loop_test::SetUp();
-        if (IsSkipped()) {
-            return;
+        if (std::string why = testing::backend_unavailable(GetParam()); !why.empty()) {
+            GTEST_SKIP() << why;
         }
-        loop_.reset(); // only to learn that the backend exists
         root_ = fsys::path(testing::temp_path("http_nocachestat"));
         fsys::create_directories(root_);
         for (std::size_t size : {std::size_t{1}, std::size_t{4097}, std::size_t{3 << 20}}) {

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <future>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -58,17 +59,24 @@ void fill(std::vector<char>& buf, int d, int f) {
     }
 }
 
-std::uint64_t process_read_bytes() {
-    int fd = ::open("/proc/self/io", O_RDONLY | O_CLOEXEC);
+// Up to `limit` bytes of a /proc file, in one read; nothing when it can't be opened (a thread
+// that is gone).
+std::optional<std::string> read_proc(const std::string& path, std::size_t limit) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        return 0;
+        return std::nullopt;
     }
-    char text[1024];
-    ssize_t n = ::read(fd, text, sizeof text - 1);
+    std::string text(limit, '\0');
+    ssize_t n = ::read(fd, text.data(), limit);
     ::close(fd);
-    text[n > 0 ? n : 0] = '\0';
-    const char* at = std::strstr(text, "\nread_bytes: ");
-    return at != nullptr ? std::strtoull(at + 13, nullptr, 10) : 0;
+    text.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+    return text;
+}
+
+std::uint64_t process_read_bytes() {
+    auto text = read_proc("/proc/self/io", 1023);
+    std::size_t at = text ? text->find("\nread_bytes: ") : std::string::npos;
+    return at != std::string::npos ? std::strtoull(text->c_str() + at + 13, nullptr, 10) : 0;
 }
 
 bool drop_page_cache() {
@@ -91,32 +99,16 @@ void pin_to(int cpu) {
 
 // The state letter of a thread ('R', 'S', 'D'...), or 0 when it is gone.
 char thread_state(pid_t tid) {
-    char path[64];
-    std::snprintf(path, sizeof path, "/proc/self/task/%d/stat", static_cast<int>(tid));
-    int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        return 0;
-    }
-    char text[512];
-    ssize_t n = ::read(fd, text, sizeof text - 1);
-    ::close(fd);
-    text[n > 0 ? n : 0] = '\0';
-    const char* paren = std::strrchr(text, ')');
-    return paren != nullptr && paren[1] == ' ' ? paren[2] : 0;
+    auto text = read_proc(fmt::format("/proc/self/task/{}/stat", tid), 511);
+    std::size_t paren = text ? text->rfind(')') : std::string::npos;
+    return paren != std::string::npos && paren + 2 < text->size() && (*text)[paren + 1] == ' '
+               ? (*text)[paren + 2]
+               : 0;
 }
 
 // The kernel function a sleeping thread waits in (/proc/.../wchan), for the report.
 std::string wchan(pid_t tid) {
-    char path[64];
-    std::snprintf(path, sizeof path, "/proc/self/task/%d/wchan", static_cast<int>(tid));
-    int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        return "?";
-    }
-    char text[128];
-    ssize_t n = ::read(fd, text, sizeof text - 1);
-    ::close(fd);
-    return std::string(text, n > 0 ? static_cast<std::size_t>(n) : 0);
+    return read_proc(fmt::format("/proc/self/task/{}/wchan", tid), 127).value_or("?");
 }
 
 // A wait for the process's mmap_lock (the allocator's mmap/munmap, a page fault racing another
